@@ -1,0 +1,181 @@
+package slave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cocaine-cloud/cocaine/slaves/protocol"
+)
+
+// Environment the engine gives every slave (docs/protocol.md).
+const (
+	EnvSocket    = "COCAINE_SOCKET"       // path of the app's Unix socket
+	EnvSlaveID   = "COCAINE_SLAVE_ID"     // this slave's id, sent in the handshake
+	EnvApp       = "COCAINE_APP"          // the app's name
+	EnvHeartbeat = "COCAINE_HEARTBEAT_MS" // heartbeat period in milliseconds
+)
+
+// Run serves DefaultMux until the engine tells the slave to stop. It
+// returns nil on a clean stop.
+func Run() error { return Serve(DefaultMux) }
+
+// Serve serves h using the environment the engine provides.
+func Serve(h Handler) error {
+	path, id := os.Getenv(EnvSocket), os.Getenv(EnvSlaveID)
+	if path == "" || id == "" {
+		return fmt.Errorf("slave: %s and %s must be set: this program is started by a cocaine engine", EnvSocket, EnvSlaveID)
+	}
+	period := 5 * time.Second
+	if ms, err := strconv.Atoi(os.Getenv(EnvHeartbeat)); err == nil && ms > 0 {
+		period = time.Duration(ms) * time.Millisecond
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return fmt.Errorf("slave: connect to engine: %w", err)
+	}
+	defer c.Close()
+	return (&worker{h: h, id: id, period: period}).serve(c)
+}
+
+type worker struct {
+	h      Handler
+	id     string
+	period time.Duration
+
+	conn     *protocol.Conn
+	mu       sync.Mutex
+	sessions map[uint64]*session
+	wg       sync.WaitGroup
+}
+
+type session struct {
+	req    *Request
+	cancel context.CancelFunc
+}
+
+func (w *worker) serve(c io.ReadWriter) error {
+	w.conn = protocol.NewConn(c)
+	w.sessions = map[uint64]*session{}
+	if err := w.conn.Write(&protocol.Frame{Type: protocol.Handshake, SlaveID: w.id, PID: os.Getpid(), Proto: protocol.Version}); err != nil {
+		return fmt.Errorf("slave: handshake: %w", err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go w.heartbeat(stop)
+
+	var f protocol.Frame
+	for {
+		if err := w.conn.Read(&f); err != nil {
+			w.cancelAll()
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("slave: engine closed the connection")
+			}
+			return fmt.Errorf("slave: read: %w", err)
+		}
+		switch f.Type {
+		case protocol.Invoke:
+			w.start(f.Session, f.Event)
+		case protocol.Chunk:
+			if s := w.get(f.Session); s != nil {
+				// f.Data aliases the read buffer; the handler reads later.
+				s.req.push(append([]byte(nil), f.Data...))
+			}
+		case protocol.Choke:
+			if s := w.get(f.Session); s != nil {
+				s.req.finish(nil)
+			}
+		case protocol.Error:
+			// The engine gave up on this session (deadline, timeout, client gone).
+			if s := w.get(f.Session); s != nil {
+				s.req.finish(fmt.Errorf("slave: session cancelled: %d %s", f.Code, f.Message))
+				s.cancel()
+			}
+		case protocol.Terminate:
+			// Finish what runs, then leave; the engine kills us after
+			// its termination-timeout if we are slow.
+			w.wg.Wait()
+			_ = w.conn.Write(&protocol.Frame{Type: protocol.Terminate, Message: "terminated by engine"})
+			return nil
+		}
+	}
+}
+
+func (w *worker) heartbeat(stop <-chan struct{}) {
+	t := time.NewTicker(w.period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := w.conn.Write(&protocol.Frame{Type: protocol.Heartbeat}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (w *worker) get(id uint64) *session {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sessions[id]
+}
+
+func (w *worker) cancelAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.sessions {
+		s.req.finish(io.ErrUnexpectedEOF)
+		s.cancel()
+	}
+}
+
+func (w *worker) start(id uint64, event string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{req: newRequest(event), cancel: cancel}
+	w.mu.Lock()
+	w.sessions[id] = s
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer cancel()
+		resp := &Response{session: id, conn: w.conn}
+		err := w.call(ctx, s.req, resp)
+		if err != nil {
+			code := 502
+			var e *Error
+			if errors.As(err, &e) {
+				code = e.Code
+			}
+			slog.Error("handler failed", "event", event, "session", id, "err", err)
+			_ = resp.fail(code, err.Error())
+		} else {
+			_ = resp.Close()
+		}
+		w.mu.Lock()
+		delete(w.sessions, id)
+		w.mu.Unlock()
+	}()
+}
+
+// call runs the handler, turning a panic into an error so one bad request
+// does not take the other sessions of this slave down with it.
+func (w *worker) call(ctx context.Context, req *Request, resp *Response) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("handler panicked", "event", req.Event, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return w.h.ServeEvent(ctx, req, resp)
+}
