@@ -3,6 +3,7 @@ package pool
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/internal/wire"
@@ -28,6 +29,7 @@ type Job struct {
 	Sink     Sink
 
 	// Owned by the pool, under its lock.
+	owner     atomic.Pointer[Pool] // the pool that accepted it last
 	state     jobState
 	elem      *list.Element // in the queue while queued
 	slave     *slave
@@ -94,4 +96,19 @@ func (j *Job) finish(code wire.Code, msg string) outcome {
 		j.timeoutT.Stop()
 	}
 	return outcome{job: j, code: code, msg: msg}
+}
+
+// Cancel ends the job for a caller that went away, in whichever pool
+// holds it now (a redeploy may have handed it over).
+func (j *Job) Cancel() {
+	for range 3 {
+		p := j.owner.Load()
+		if p == nil {
+			return
+		}
+		p.Cancel(j)
+		if j.owner.Load() == p {
+			return
+		}
+	}
 }

@@ -154,33 +154,36 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-// Submit queues j. It never blocks: refusals reach j.Sink at once.
-func (p *Pool) Submit(j *Job) {
-	var outs []outcome
+// Submit queues j, or refuses it at once with a *wire.Error (queue full,
+// deadline passed, app broken or stopping) without calling j.Sink. Once
+// queued, j ends through its Sink exactly once.
+func (p *Pool) Submit(j *Job) error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	var err *wire.Error
 	switch {
 	case p.state == StateBroken:
-		p.stats.Rejected++
-		outs = append(outs, j.finish(wire.CodeServer, "app is broken: "+p.reason))
+		err = wire.Errorf(wire.CodeServer, "app is broken: %s", p.reason)
 	case p.state != StateRunning:
-		p.stats.Rejected++
-		outs = append(outs, j.finish(wire.CodeUnavailable, "app is "+string(p.state)))
+		err = wire.Errorf(wire.CodeUnavailable, "app is %s", p.state)
 	case !j.Deadline.IsZero() && !time.Now().Before(j.Deadline):
-		p.stats.Rejected++
-		outs = append(outs, j.finish(wire.CodeDeadline, "deadline passed before the job was queued"))
+		err = wire.Errorf(wire.CodeDeadline, "deadline passed before the job was queued")
 	case p.queue.Len() >= p.cfg.Engine.QueueLimit:
-		p.stats.Rejected++
-		outs = append(outs, j.finish(wire.CodeUnavailable, fmt.Sprintf("queue is full (%d jobs)", p.queue.Len())))
-	default:
-		p.stats.Accepted++
-		p.enqueue(j, j.Urgent)
-		if !j.Deadline.IsZero() {
-			j.deadlineT = time.AfterFunc(time.Until(j.Deadline), func() { p.expire(j) })
-		}
-		p.pump()
+		err = wire.Errorf(wire.CodeUnavailable, "queue is full (%d jobs)", p.queue.Len())
 	}
-	p.mu.Unlock()
-	deliver(outs)
+	if err != nil {
+		p.stats.Rejected++
+		j.state = jobDone
+		return err
+	}
+	p.stats.Accepted++
+	j.owner.Store(p)
+	p.enqueue(j, j.Urgent)
+	if !j.Deadline.IsZero() {
+		j.deadlineT = time.AfterFunc(time.Until(j.Deadline), func() { p.expire(j) })
+	}
+	p.pump()
+	return nil
 }
 
 func deliver(outs []outcome) {
@@ -436,4 +439,52 @@ func (p *Pool) checkEmpty() {
 	default:
 		close(p.empty)
 	}
+}
+
+// Cancel ends a job whose caller went away: a queued job leaves the
+// queue, a running one is cancelled on its slave.
+func (p *Pool) Cancel(j *Job) {
+	p.mu.Lock()
+	if j.owner.Load() != p {
+		p.mu.Unlock()
+		return
+	}
+	switch j.state {
+	case jobQueued:
+		p.queue.Remove(j.elem)
+		j.elem = nil
+		p.stats.Failed++
+		o := j.finish(wire.CodeBadRequest, "cancelled by the caller")
+		p.mu.Unlock()
+		o.deliver()
+	case jobRunning:
+		session := j.session
+		p.mu.Unlock()
+		p.abandon(j, session, wire.CodeBadRequest, "cancelled by the caller")
+	default:
+		p.mu.Unlock()
+	}
+}
+
+// Handoff stops the pool taking jobs and gives back its queued ones,
+// still owed an answer, so that a new version of the app can run them: an
+// update loses no request. Running jobs finish here; Stop comes after.
+func (p *Pool) Handoff() []*Job {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == StateRunning || p.state == StateBroken {
+		p.state = StateStopping
+	}
+	var jobs []*Job
+	for e := p.queue.Front(); e != nil; e = p.queue.Front() {
+		j := p.queue.Remove(e).(*Job)
+		if j.deadlineT != nil {
+			j.deadlineT.Stop()
+			j.deadlineT = nil
+		}
+		j.elem, j.state, j.attempts = nil, jobNew, 0
+		p.stats.Accepted-- // counted again by the pool that takes it
+		jobs = append(jobs, j)
+	}
+	return jobs
 }

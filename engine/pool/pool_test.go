@@ -109,7 +109,9 @@ func (f *fixture) call(event, body string, tweak ...func(*Job)) *sink {
 	for _, fn := range tweak {
 		fn(j)
 	}
-	f.Submit(j)
+	if err := f.Submit(j); err != nil {
+		s.end(wire.CodeOf(err), err.Error())
+	}
 	return s
 }
 

@@ -152,13 +152,13 @@ func (w *worker) start(id uint64, event string) {
 		resp := &Response{session: id, conn: w.conn}
 		err := w.call(ctx, s.req, resp)
 		if err != nil {
-			code := 502
+			code, msg := 502, err.Error()
 			var e *Error
 			if errors.As(err, &e) {
-				code = e.Code
+				code, msg = e.Code, e.Message
 			}
 			slog.Error("handler failed", "event", event, "session", id, "err", err)
-			_ = resp.fail(code, err.Error())
+			_ = resp.fail(code, msg)
 		} else {
 			_ = resp.Close()
 		}

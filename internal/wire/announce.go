@@ -1,0 +1,32 @@
+package wire
+
+// NodeInfo is what an engine announces about itself every interval on its
+// PUB endpoint (as JSON, after a frame holding its endpoint) and answers to
+// MsgInfo. `cocaine info --json` prints a list of them.
+type NodeInfo struct {
+	Endpoint   string             `json:"endpoint"` // the ROUTER endpoint requests go to
+	Announce   string             `json:"announce,omitempty"`
+	ID         string             `json:"id"`
+	Hostname   string             `json:"hostname"`
+	Version    string             `json:"version"`
+	Uptime     float64            `json:"uptime"` // seconds
+	IntervalMS int64              `json:"interval-ms"`
+	Apps       map[string]AppInfo `json:"apps"`
+}
+
+// AppInfo is one app on a node.
+type AppInfo struct {
+	State      string                    `json:"state"`
+	Reason     string                    `json:"reason,omitempty"`
+	Version    string                    `json:"version,omitempty"`
+	QueueDepth int                       `json:"queue-depth"`
+	Slaves     SlaveCounts               `json:"slaves"`
+	Jobs       map[string]uint64         `json:"jobs,omitempty"`
+	Drivers    map[string]map[string]any `json:"drivers"`
+}
+
+// SlaveCounts counts an app's slaves.
+type SlaveCounts struct {
+	Total int `json:"total"`
+	Busy  int `json:"busy"`
+}
