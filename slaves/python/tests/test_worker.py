@@ -1,0 +1,121 @@
+import contextlib
+import io
+import os
+import socket
+import threading
+import unittest
+
+import support  # noqa: F401
+from cocaine import Error, protocol
+from cocaine.worker import Worker
+
+
+def dispatch(request, response):
+    if request.event == "echo":
+        return response.write(request.read())
+    if request.event == "fail":
+        raise ValueError("no " * 200)
+    if request.event == "teapot":
+        raise Error(418, "short and stout")
+    if request.event == "wait":
+        request.wait_cancelled(10)
+        return response.write(b"late")
+    raise Error(404, "no handler")
+
+
+class Engine:
+    """The engine's end of a socketpair, with the worker running in a thread."""
+
+    def __init__(self, test):
+        self.sock, theirs = socket.socketpair()
+        self.sock.settimeout(10)
+        self.file = self.sock.makefile("rb")
+        self.stderr = io.StringIO()
+        self.status = []
+        self.worker = Worker(theirs, "slave-1", 0.05, dispatch)
+
+        def run():
+            with contextlib.redirect_stderr(self.stderr):
+                self.status.append(self.worker.run())
+            theirs.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        test.addCleanup(self.close)
+
+    def send(self, *fields):
+        self.sock.sendall(protocol.encode(*fields))
+
+    def recv(self):
+        """The next frame that is not a heartbeat."""
+        while True:
+            f = protocol.read_frame(self.file)
+            if f is None or f[0] != protocol.HEARTBEAT:
+                return f
+
+    def call(self, session, event, *chunks):
+        self.send(protocol.INVOKE, session, event)
+        for c in chunks:
+            self.send(protocol.CHUNK, session, c)
+        self.send(protocol.CHOKE, session)
+        out = []
+        while True:
+            f = self.recv()
+            out.append(f)
+            if f[0] != protocol.CHUNK:
+                return out
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # close() alone waits for self.file
+        self.file.close()
+        self.sock.close()
+        self.thread.join(5)
+
+
+class WorkerTest(unittest.TestCase):
+    def test_session_lifecycle(self):
+        e = Engine(self)
+        self.assertEqual(e.recv(), [protocol.HANDSHAKE, 0, "slave-1", os.getpid(), 1])
+        self.assertEqual(e.call(1, "echo", b"he", b"llo"), [[protocol.CHUNK, 1, b"hello"], [protocol.CHOKE, 1]])
+
+        (err,) = e.call(2, "fail", b"")
+        self.assertEqual(err[:3], [protocol.ERROR, 2, 502])
+        self.assertTrue(err[3].startswith("ValueError: no no"))
+        self.assertLessEqual(len(err[3]), 300)
+        self.assertIn("Traceback", e.stderr.getvalue(), "the traceback goes to the app log")
+        self.assertNotIn("Traceback", err[3])
+
+        self.assertEqual(e.call(3, "teapot"), [[protocol.ERROR, 3, 418, "short and stout"]])
+        self.assertEqual(e.call(4, "nope", b"x")[0][:3], [protocol.ERROR, 4, 404])
+
+        e.send(protocol.TERMINATE, 0, "idle")
+        self.assertEqual(e.recv(), [protocol.TERMINATE, 0, "terminated by engine"])
+        e.thread.join(5)
+        self.assertEqual(e.status, [0])
+
+    def test_heartbeats_while_busy(self):
+        e = Engine(self)
+        e.recv()
+        e.send(protocol.INVOKE, 1, "wait")
+        e.send(protocol.CHOKE, 1)
+        beats = 0
+        while beats < 3:  # the handler waits 10s: these come from their own thread
+            self.assertEqual(protocol.read_frame(e.file)[0], protocol.HEARTBEAT)
+            beats += 1
+        e.send(protocol.ERROR, 1, 520, "deadline passed")
+        f = e.recv()
+        self.assertIn(f[0], (protocol.CHOKE, protocol.ERROR))
+        self.assertEqual(f[1], 1)
+        self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
+
+    def test_engine_gone(self):
+        e = Engine(self)
+        e.recv()
+        e.sock.shutdown(socket.SHUT_RDWR)
+        e.thread.join(5)
+        self.assertEqual(e.status, [1])
+
+
+if __name__ == "__main__":
+    unittest.main()
