@@ -1,0 +1,49 @@
+# The two commands of the README: `make run` and `make test`.
+GO       ?= go
+BIN      := bin/cocaine
+PYTHON   ?= /usr/bin/python3
+# Fuzz time per target for `make fuzz`.
+FUZZTIME ?= 30s
+
+.PHONY: all build run test test-go test-python vet deps deps-test fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/cocaine
+
+# The whole cloud in one process on the embedded default, with ./examples.
+run: build
+	./$(BIN) dev
+
+vet:
+	$(GO) vet ./...
+
+test: deps-test vet test-go test-python
+
+test-go:
+	$(GO) test -race -timeout 15m ./...
+
+test-python:
+	@if [ -d slaves/python/tests ]; then $(PYTHON) -m unittest discover -s slaves/python/tests -t slaves/python; fi
+
+# Short runs of every fuzz target; FUZZTIME=5m for a real session.
+fuzz:
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$spec/*_test.go | sed 's/func //'); do \
+	    echo "fuzz $$spec $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$spec || exit 1; \
+	  done; \
+	done
+
+bench: build
+	@scripts/deps.sh bench
+	$(GO) test -run='^$$' -bench=. -benchtime=3s ./engine/
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cocaine-cloud/cocaine/engine"
+	"github.com/cocaine-cloud/cocaine/engine/archive"
+	"github.com/cocaine-cloud/cocaine/storage"
+	"github.com/cocaine-cloud/cocaine/storage/files"
+)
+
+func runDev(args []string) int {
+	fs := newFlags("dev", "dev [--data DIR] [--apps DIR]")
+	data := fs.String("data", "./var", "data directory: storage, sockets, unpacked apps, build cache")
+	apps := fs.String("apps", "./examples", "deploy every subfolder holding a manifest.json")
+	listen := fs.String("listen", "tcp://127.0.0.1:5000", "engine request endpoint")
+	announce := fs.String("announce", "tcp://127.0.0.1:5001", "engine announce endpoint")
+	verbose := fs.Bool("v", false, "debug logging")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	log := newLogger(*verbose)
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	abs, err := filepath.Abs(*data)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
+	st, err := files.Open(filepath.Join(abs, "storage"), files.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
+	defer st.Close()
+	if err := uploadExamples(ctx, st, *apps); err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
+	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs}
+	node, err := engine.New(cfg, st, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
+	go func() {
+		// Say what runs once the apps had a moment to start.
+		select {
+		case <-node.Ready():
+		case <-ctx.Done():
+			return
+		}
+		fmt.Fprintf(os.Stderr, "\ncocaine dev: engine on %s (announce %s), data in %s\n", *listen, *announce, abs)
+		fmt.Fprintf(os.Stderr, "cocaine dev: apps %v; try: cocaine call echo/echo hello\n\n", node.Apps())
+	}()
+	if err := node.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// uploadExamples stores every app folder under dir, skipping those whose
+// package is unchanged since the last run.
+func uploadExamples(ctx context.Context, st storage.Storage, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		appDir := filepath.Join(dir, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(appDir, "manifest.json")); err != nil {
+			continue
+		}
+		var pkg bytes.Buffer
+		if err := archive.Pack(appDir, &pkg); err != nil {
+			return fmt.Errorf("pack %s: %w", appDir, err)
+		}
+		if unchanged(ctx, st, e.Name(), pkg.Bytes()) {
+			continue
+		}
+		if _, _, err := engine.PutApp(ctx, st, e.Name(), pkg.Bytes()); err != nil {
+			fmt.Fprintf(os.Stderr, "cocaine dev: app %s not deployed: %v\n", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+func unchanged(ctx context.Context, st storage.Storage, name string, pkg []byte) bool {
+	_, rc, err := st.Get(ctx, storage.NSApps, name)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	var old bytes.Buffer
+	if _, err := old.ReadFrom(rc); err != nil {
+		return false
+	}
+	return bytes.Equal(old.Bytes(), pkg)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cocaine-cloud/cocaine/engine"
+	"github.com/cocaine-cloud/cocaine/storage"
+	_ "github.com/cocaine-cloud/cocaine/storage/files"
+)
+
+func runEngine(args []string) int {
+	fs := newFlags("engine", "engine -c FILE")
+	config := fs.String("c", "", "TOML config file (see configs/engine.toml); defaults apply without one")
+	verbose := fs.Bool("v", false, "debug logging")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	var cfg engine.Config
+	if *config != "" {
+		c, err := engine.LoadConfig(*config)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+			return exitUsage
+		}
+		cfg = *c
+	}
+	cfg.Default()
+	log := newLogger(*verbose)
+	ctx, cancel := signalContext()
+	defer cancel()
+	st, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+		return exitFailure
+	}
+	defer st.Close()
+	node, err := engine.New(cfg, st, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+		return exitFailure
+	}
+	if err := node.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,278 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cocaine-cloud/cocaine/engine/archive"
+	"github.com/cocaine-cloud/cocaine/engine/drivers"
+	"github.com/cocaine-cloud/cocaine/engine/manifest"
+	"github.com/cocaine-cloud/cocaine/engine/pool"
+	"github.com/cocaine-cloud/cocaine/internal/wire"
+	"github.com/cocaine-cloud/cocaine/slaves/sandbox"
+	"github.com/cocaine-cloud/cocaine/storage"
+)
+
+// App is one deployed app on this node.
+type App struct {
+	Name     string
+	Version  string
+	Manifest *manifest.Manifest
+	dir      string
+	pool     *pool.Pool // nil when the app could not be prepared
+	broken   string     // why it could not be prepared
+	drivers  map[string]drivers.Driver
+	routes   map[string]string // native-server driver name → emit
+	logs     *logWriter
+}
+
+// Submit routes a request for driver `event` of the app.
+func (a *App) Submit(event string, j *pool.Job) error {
+	emit, ok := a.routes[event]
+	if !ok {
+		return wire.Errorf(wire.CodeNotFound, "app %s has no native-server driver %q", a.Name, event)
+	}
+	if a.pool == nil {
+		return wire.Errorf(wire.CodeServer, "app %s is broken: %s", a.Name, a.broken)
+	}
+	j.Event = emit
+	return a.pool.Submit(j)
+}
+
+// submitJob queues a job already routed (its Event is the emit).
+func (a *App) submitJob(j *pool.Job) error {
+	if a.pool == nil {
+		return wire.Errorf(wire.CodeServer, "app %s is broken: %s", a.Name, a.broken)
+	}
+	return a.pool.Submit(j)
+}
+
+// Info describes the app for announces.
+func (a *App) Info() wire.AppInfo {
+	in := wire.AppInfo{Version: a.Version, Drivers: map[string]map[string]any{}}
+	for name, d := range a.drivers {
+		in.Drivers[name] = d.Info()
+	}
+	if a.pool == nil {
+		in.State, in.Reason = string(pool.StateBroken), a.broken
+		return in
+	}
+	pi := a.pool.Info()
+	in.State, in.Reason, in.QueueDepth = string(pi.State), pi.Reason, pi.QueueDepth
+	in.Slaves = wire.SlaveCounts{Total: pi.Slaves.Total, Busy: pi.Slaves.Busy}
+	in.Jobs = map[string]uint64{
+		"accepted": pi.Jobs.Accepted, "processed": pi.Jobs.Processed, "failed": pi.Jobs.Failed,
+		"rejected": pi.Jobs.Rejected, "retried": pi.Jobs.Retried, "spawned": pi.Jobs.Spawned, "crashed": pi.Jobs.Crashed,
+	}
+	return in
+}
+
+// ParseManifest validates a manifest against this node's sandboxes and
+// drivers, listing every problem.
+func ParseManifest(data []byte) (*manifest.Manifest, error) {
+	m, err := manifest.Parse(data, manifest.WithSandboxes(sandbox.Types()...), manifest.WithDriverCheck(drivers.Validate))
+	if err != nil {
+		return nil, err
+	}
+	if ps := sandbox.ValidateArgs(m); len(ps) > 0 {
+		for i := range ps {
+			ps[i].Path = "args." + ps[i].Path
+		}
+		return nil, &manifest.Error{Problems: ps}
+	}
+	return m, nil
+}
+
+// load reads app name from storage and starts it. A package that cannot
+// be prepared (its build fails) still yields an App, marked broken, so
+// that the failure is visible in info and its crash log.
+func (n *Node) load(ctx context.Context, name string) (*App, error) {
+	info, rc, err := n.store.Get(ctx, storage.NSApps, name)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", name, err)
+	}
+	defer rc.Close()
+	dir := filepath.Join(n.cfg.SpoolDir(), fmt.Sprintf("%s.%d", name, time.Now().UnixNano()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lim := archive.Limits{MaxBytes: n.cfg.Package.MaxBytes, MaxFiles: n.cfg.Package.MaxFiles, MaxFileBytes: n.cfg.Package.MaxFileBytes}
+	if err := archive.Unpack(rc, dir, lim); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("app %s: unpack: %w", name, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("app %s: %w", name, err)
+	}
+	m, err := ParseManifest(raw)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("app %s: manifest: %w", name, err)
+	}
+	log := n.log.With("app", name)
+	a := &App{Name: name, Version: info.Meta["version"], Manifest: m, dir: dir,
+		drivers: map[string]drivers.Driver{}, routes: map[string]string{},
+		logs: newLogWriter(n.store, name, log)}
+	for dname, d := range m.Drivers {
+		if d.Type == drivers.NativeServer {
+			a.routes[dname] = d.Emit
+		}
+	}
+
+	sb, err := sandbox.Get(m.Type)
+	var launcher sandbox.Launcher
+	if err == nil {
+		launcher, err = sb.Prepare(ctx, sandbox.App{Name: name, Dir: dir, Manifest: m, Logger: log})
+	}
+	if err != nil {
+		a.broken = err.Error()
+		log.Error("app cannot be prepared", "err", err)
+		n.crash(pool.Crash{App: name, Time: time.Now(), Reason: "prepare failed", Status: "not started", Output: strings.Split(err.Error(), "\n")})
+		n.startDrivers(a, log)
+		return a, nil
+	}
+	p, err := pool.New(pool.Config{
+		App: name, Engine: m.Engine, Spawner: launcher, Logger: log,
+		Socket:  filepath.Join(n.cfg.RunDir(), fmt.Sprintf("%s.%x.sock", shortName(name), time.Now().UnixNano()&0xffffff)),
+		OnLog:   a.logs.add,
+		OnCrash: n.crash,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		a.logs.close()
+		return nil, fmt.Errorf("app %s: %w", name, err)
+	}
+	a.pool = p
+	n.startDrivers(a, log)
+	log.Info("app started", "version", a.Version, "type", m.Type, "drivers", len(m.Drivers))
+	return a, nil
+}
+
+// shortName keeps socket paths under the 108-byte limit.
+func shortName(name string) string {
+	if len(name) > 24 {
+		return name[:24]
+	}
+	return name
+}
+
+func (n *Node) startDrivers(a *App, log *slog.Logger) {
+	for name, md := range a.Manifest.Drivers {
+		d, err := drivers.New(md, drivers.Env{App: a.Name, Spool: a.dir, Target: poolTarget{a}, Logger: log.With("driver", name)})
+		if err == nil {
+			err = d.Start(context.Background())
+		}
+		if err != nil {
+			log.Error("driver failed to start", "driver", name, "err", err)
+			d = failedDriver{md, err}
+		}
+		a.drivers[name] = d
+	}
+}
+
+// poolTarget sends driver jobs to the app's pool.
+type poolTarget struct{ a *App }
+
+func (t poolTarget) Submit(j *pool.Job) error { return t.a.submitJob(j) }
+
+// failedDriver shows a driver that could not start in info.
+type failedDriver struct {
+	d   manifest.Driver
+	err error
+}
+
+func (f failedDriver) Start(context.Context) error { return f.err }
+func (f failedDriver) Stop()                       {}
+func (f failedDriver) Info() map[string]any {
+	in := drivers.BaseInfo(f.d)
+	in["error"] = f.err.Error()
+	return in
+}
+
+// stop stops the app's drivers, then its pool (running jobs finish), and
+// removes its spool folder.
+func (a *App) stop(ctx context.Context) error {
+	for _, d := range a.drivers {
+		d.Stop()
+	}
+	var err error
+	if a.pool != nil {
+		grace := a.Manifest.Engine.TerminationTimeout + 2*time.Second
+		sctx, cancel := context.WithTimeout(ctx, grace)
+		err = a.pool.Stop(sctx)
+		cancel()
+	}
+	a.logs.close()
+	os.RemoveAll(a.dir)
+	return err
+}
+
+// crash stores a crash log.
+func (n *Node) crash(c pool.Crash) {
+	key := fmt.Sprintf("%s:%d:%s", c.App, c.Time.UnixNano(), c.Slave)
+	if c.Slave == "" {
+		key = fmt.Sprintf("%s:%d:engine", c.App, c.Time.UnixNano())
+	}
+	meta := storage.Meta{"app": c.App, "slave": c.Slave, "reason": c.Reason, "status": c.Status, "time": c.Time.UTC().Format(time.RFC3339Nano), "node": n.id}
+	body := strings.Join(c.Output, "\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.store.Put(ctx, storage.NSCrashlogs, key, meta, strings.NewReader(body)); err != nil {
+		n.log.Error("cannot store crash log", "app", c.App, "err", err)
+	}
+}
+
+// PutApp validates a package and stores it as the app's new version. It
+// does not deploy it; Deploy (or the reconcile loop) does.
+func PutApp(ctx context.Context, st storage.Storage, name string, pkg []byte) (*manifest.Manifest, string, error) {
+	if !storage.ValidName(name) || strings.ContainsAny(name, ":@") {
+		return nil, "", wire.Errorf(wire.CodeBadRequest, "invalid app name %q", name)
+	}
+	raw, err := archive.ReadFile(bytes.NewReader(pkg), "manifest.json", manifest.MaxSize)
+	if err != nil {
+		return nil, "", fmt.Errorf("package: %w", err)
+	}
+	m, err := ParseManifest(raw)
+	if err != nil {
+		return nil, "", err
+	}
+	// Unpack once into a scratch folder: a hostile package is refused
+	// before it is stored, not when a node deploys it.
+	scratch, err := os.MkdirTemp("", "cocaine-check-")
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(scratch)
+	if err := archive.Unpack(bytes.NewReader(pkg), scratch, archive.DefaultLimits()); err != nil {
+		return nil, "", fmt.Errorf("package: %w", err)
+	}
+	// Versions are increasing numbers: the upload time, or one past the
+	// stored version should a clock step back.
+	v := time.Now().UnixNano()
+	if old, err := st.Stat(ctx, storage.NSApps, name); err == nil {
+		if ov, perr := strconv.ParseInt(old.Meta["version"], 10, 64); perr == nil && ov >= v {
+			v = ov + 1
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, "", err
+	}
+	version := strconv.FormatInt(v, 10)
+	compact := new(bytes.Buffer)
+	_ = json.Compact(compact, raw)
+	meta := storage.Meta{"version": version, "manifest": compact.String(), "uploaded": time.Now().UTC().Format(time.RFC3339)}
+	if err := st.Put(ctx, storage.NSApps, name, meta, bytes.NewReader(pkg)); err != nil {
+		return nil, "", err
+	}
+	return m, version, nil
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/cocaine-cloud/cocaine/engine/archive"
+)
+
+// Duration is a time.Duration written as a string in TOML ("30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses "1.5s", "200ms".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back as a string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is a node's configuration (`cocaine engine -c FILE`). Every key
+// has a default; the zero Config plus Default() is a working local node.
+type Config struct {
+	// Listen is the ZeroMQ ROUTER endpoint requests for all apps arrive on.
+	// Default "tcp://127.0.0.1:5000".
+	Listen string `toml:"listen"`
+	// Announce is the ZeroMQ PUB endpoint the node announces itself on.
+	// Default "tcp://127.0.0.1:5001"; "" after Default() is impossible, use
+	// "off" to disable announces.
+	Announce string `toml:"announce"`
+	// AnnounceInterval is how often the node announces itself; a dealer
+	// takes a node silent for three intervals as dead. Default "1s".
+	AnnounceInterval Duration `toml:"announce-interval"`
+	// Advertise is the request endpoint as others must dial it. Default:
+	// Listen, with a wildcard host replaced by this machine's hostname.
+	Advertise string `toml:"advertise"`
+	// Storage is the URI of the storage: file:///path or mongodb://...
+	// Default "file://./var".
+	Storage string `toml:"storage"`
+	// DataDir holds the node's run (sockets), spool (unpacked apps) and
+	// cache (built binaries) folders. Default "./var".
+	DataDir string `toml:"data-dir"`
+	// ReconcileInterval is how often the node re-reads storage to pick up
+	// apps changed elsewhere. Default "5s"; "0s" turns it off.
+	ReconcileInterval Duration `toml:"reconcile-interval"`
+	// Package bounds what an uploaded package may unpack to.
+	Package PackageConfig `toml:"package"`
+	// Sandbox configures the language sandboxes.
+	Sandbox SandboxConfig `toml:"sandbox"`
+}
+
+// PackageConfig bounds app packages.
+type PackageConfig struct {
+	MaxBytes     int64 `toml:"max-bytes"`      // total unpacked bytes; default 256 MiB
+	MaxFiles     int   `toml:"max-files"`      // entries; default 10000
+	MaxFileBytes int64 `toml:"max-file-bytes"` // one file; default 128 MiB
+}
+
+// SandboxConfig configures the sandboxes.
+type SandboxConfig struct {
+	Go struct {
+		// Toolchain is the go command used to build Go apps. Default "go".
+		Toolchain string `toml:"toolchain"`
+		// Framework is a checkout of this project, for Go apps without a
+		// go.mod. Default: found from the working directory.
+		Framework string `toml:"framework"`
+	} `toml:"go"`
+	Python struct {
+		// Interpreter runs Python apps. Default "/usr/bin/python3".
+		Interpreter string `toml:"interpreter"`
+	} `toml:"python"`
+}
+
+// Default fills unset fields with their defaults.
+func (c *Config) Default() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Listen, "tcp://127.0.0.1:5000")
+	def(&c.Announce, "tcp://127.0.0.1:5001")
+	def(&c.DataDir, "./var")
+	def(&c.Storage, "file://"+c.DataDir)
+	def(&c.Sandbox.Python.Interpreter, "/usr/bin/python3")
+	if c.AnnounceInterval.Duration == 0 {
+		c.AnnounceInterval.Duration = time.Second
+	}
+	if c.ReconcileInterval.Duration == 0 {
+		c.ReconcileInterval.Duration = 5 * time.Second
+	}
+	d := archive.DefaultLimits()
+	if c.Package.MaxBytes == 0 {
+		c.Package.MaxBytes = d.MaxBytes
+	}
+	if c.Package.MaxFiles == 0 {
+		c.Package.MaxFiles = d.MaxFiles
+	}
+	if c.Package.MaxFileBytes == 0 {
+		c.Package.MaxFileBytes = d.MaxFileBytes
+	}
+	if c.Advertise == "" {
+		c.Advertise = advertise(c.Listen)
+	}
+}
+
+// advertise replaces a wildcard host by the hostname.
+func advertise(listen string) string {
+	for _, wild := range []string{"://*:", "://0.0.0.0:", "://[::]:"} {
+		if strings.Contains(listen, wild) {
+			host, err := os.Hostname()
+			if err != nil {
+				host = "127.0.0.1"
+			}
+			return strings.Replace(listen, wild, "://"+host+":", 1)
+		}
+	}
+	return listen
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, ep := range map[string]string{"listen": c.Listen, "advertise": c.Advertise} {
+		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") {
+			errs = append(errs, fmt.Errorf("%s: %q is not a tcp:// or ipc:// endpoint", name, ep))
+		}
+	}
+	if c.Announce != "off" && !strings.HasPrefix(c.Announce, "tcp://") && !strings.HasPrefix(c.Announce, "ipc://") {
+		errs = append(errs, fmt.Errorf("announce: %q is not a tcp:// or ipc:// endpoint (or \"off\")", c.Announce))
+	}
+	if c.AnnounceInterval.Duration < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("announce-interval: %v is below 10ms", c.AnnounceInterval.Duration))
+	}
+	if c.ReconcileInterval.Duration < 0 {
+		errs = append(errs, fmt.Errorf("reconcile-interval: negative"))
+	}
+	if c.Package.MaxBytes < 0 || c.Package.MaxFiles < 0 || c.Package.MaxFileBytes < 0 {
+		errs = append(errs, fmt.Errorf("package: limits must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// RunDir holds the apps' Unix sockets. Kept short: socket paths are
+// limited to 108 bytes.
+func (c *Config) RunDir() string { return filepath.Join(c.DataDir, "run") }
+
+// SpoolDir holds unpacked apps.
+func (c *Config) SpoolDir() string { return filepath.Join(c.DataDir, "spool") }
+
+// CacheDir holds built binaries.
+func (c *Config) CacheDir() string { return filepath.Join(c.DataDir, "cache") }
+
+// LoadConfig reads a TOML file, rejecting unknown keys, and applies
+// defaults and validation.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	c.Default()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}

@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/cocaine-cloud/cocaine/engine/pool"
+	"github.com/cocaine-cloud/cocaine/internal/wire"
+	"github.com/cocaine-cloud/cocaine/internal/zmqbox"
+)
+
+// router serves the node's ROUTER endpoint on one goroutine; answers from
+// the pools' goroutines reach it through a mailbox.
+type router struct {
+	n       *Node
+	sock    *zmq.Socket
+	replies *zmqbox.Mailbox
+
+	mu       sync.Mutex
+	inflight map[string]*request // identity + id → request, for cancels
+}
+
+func newRouter(n *Node) (*router, error) {
+	sock, err := zmq.NewSocket(zmq.ROUTER)
+	if err != nil {
+		return nil, fmt.Errorf("engine: router socket: %w", err)
+	}
+	_ = sock.SetLinger(0)
+	_ = sock.SetSndhwm(100000)
+	_ = sock.SetRcvhwm(100000)
+	if err := sock.Bind(n.cfg.Listen); err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("engine: bind %s: %w", n.cfg.Listen, err)
+	}
+	box, err := zmqbox.New(4096)
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	return &router{n: n, sock: sock, replies: box, inflight: map[string]*request{}}, nil
+}
+
+func (r *router) close() {
+	r.replies.Close()
+	r.sock.Close()
+}
+
+func (r *router) serve(ctx context.Context) {
+	poller := zmq.NewPoller()
+	poller.Add(r.sock, zmq.POLLIN)
+	poller.Add(r.replies.Socket(), zmq.POLLIN)
+	for ctx.Err() == nil {
+		polled, err := poller.Poll(200 * time.Millisecond) // to notice ctx
+		if err != nil {
+			if errors.Is(zmq.AsErrno(err), zmq.Errno(syscall.EINTR)) {
+				continue
+			}
+			r.n.log.Error("router poll", "err", err)
+			return
+		}
+		for _, p := range polled {
+			switch p.Socket {
+			case r.sock:
+				r.drainRequests()
+			case r.replies.Socket():
+				r.replies.Drain(1024, func(msg [][]byte) {
+					if _, err := r.sock.SendMessageDontwait(msg); err != nil {
+						r.n.log.Debug("reply dropped", "err", err)
+					}
+				})
+			}
+		}
+	}
+}
+
+func (r *router) drainRequests() {
+	for range 256 { // bounded, so replies are not starved
+		msg, err := r.sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		r.handle(msg)
+	}
+}
+
+func (r *router) send(identity []byte, h *wire.Header, data []byte, withData bool) {
+	hdr, err := wire.AppendHeader(nil, h)
+	if err != nil {
+		r.n.log.Error("encode reply", "err", err)
+		return
+	}
+	frames := [][]byte{identity, hdr}
+	if withData {
+		frames = append(frames, data)
+	}
+	if _, err := r.sock.SendMessageDontwait(frames); err != nil {
+		r.n.log.Debug("reply dropped", "err", err)
+	}
+}
+
+// handle runs on the serving goroutine: it must never block.
+func (r *router) handle(msg [][]byte) {
+	if len(msg) < 2 {
+		return
+	}
+	identity := msg[0]
+	var h wire.Header
+	if err := wire.DecodeHeader(msg[1], &h); err != nil {
+		r.n.log.Debug("bad request dropped", "err", err)
+		if h.ID != "" {
+			r.send(identity, &wire.Header{Type: wire.MsgError, ID: h.ID, Code: wire.CodeBadRequest, Message: err.Error()}, nil, false)
+		}
+		return
+	}
+	switch h.Type {
+	case wire.MsgInfo:
+		b, _ := json.Marshal(r.n.Info())
+		r.send(identity, &wire.Header{Type: wire.MsgNode, ID: h.ID}, b, true)
+	case wire.MsgCancel:
+		r.mu.Lock()
+		req := r.inflight[string(identity)+"\x00"+h.ID]
+		r.mu.Unlock()
+		if req != nil {
+			req.job.Cancel()
+		}
+	case wire.MsgInvoke:
+		var body []byte
+		if len(msg) > 2 {
+			body = msg[2]
+		}
+		r.invoke(identity, &h, body)
+	default:
+		r.send(identity, &wire.Header{Type: wire.MsgError, ID: h.ID, Code: wire.CodeBadRequest, Message: fmt.Sprintf("unexpected message type %d", h.Type)}, nil, false)
+	}
+}
+
+func (r *router) invoke(identity []byte, h *wire.Header, body []byte) {
+	fail := func(err error) {
+		msg := err.Error()
+		var we *wire.Error
+		if errors.As(err, &we) {
+			msg = we.Message
+		}
+		r.send(identity, &wire.Header{Type: wire.MsgError, ID: h.ID, Code: wire.CodeOf(err), Message: msg}, nil, false)
+	}
+	req := &request{r: r, n: r.n, appName: h.App, key: string(identity) + "\x00" + h.ID, identity: identity, id: h.ID}
+	req.job = &pool.Job{Body: body, Urgent: h.Policy.Urgent, Timeout: h.Policy.Timeout, Deadline: h.Policy.Deadline, Sink: req}
+	r.mu.Lock()
+	r.inflight[req.key] = req
+	r.mu.Unlock()
+	if err := r.n.Submit(h.App, h.Event, req.job); err != nil {
+		r.mu.Lock()
+		delete(r.inflight, req.key)
+		r.mu.Unlock()
+		fail(err)
+		return
+	}
+	r.send(identity, &wire.Header{Type: wire.MsgAck, ID: h.ID}, nil, false)
+	req.acked()
+}
+
+// request is one dealer request in flight: the pool's Sink for it. Its
+// answers wait until the ack is on the wire, then go out in order.
+type request struct {
+	r        *router
+	n        *Node
+	appName  string
+	job      *pool.Job
+	key      string
+	identity []byte
+	id       string
+
+	mu      sync.Mutex
+	ack     bool
+	pending [][][]byte
+}
+
+func (q *request) emit(h wire.Header, data []byte, withData bool, final bool) {
+	hdr, _ := wire.AppendHeader(nil, &h)
+	frames := [][]byte{q.identity, hdr}
+	if withData {
+		frames = append(frames, data)
+	}
+	q.mu.Lock()
+	if q.ack {
+		q.r.replies.Post(frames)
+	} else {
+		q.pending = append(q.pending, frames)
+	}
+	q.mu.Unlock()
+	if final {
+		q.r.mu.Lock()
+		delete(q.r.inflight, q.key)
+		q.r.mu.Unlock()
+	}
+}
+
+func (q *request) acked() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ack = true
+	for _, frames := range q.pending {
+		q.r.replies.Post(frames)
+	}
+	q.pending = nil
+}
+
+// Chunk copies p: the pool's buffer is reused after the call.
+func (q *request) Chunk(p []byte) {
+	q.emit(wire.Header{Type: wire.MsgChunk, ID: q.id}, append([]byte(nil), p...), true, false)
+}
+
+func (q *request) Close() { q.emit(wire.Header{Type: wire.MsgChoke, ID: q.id}, nil, false, true) }
+
+func (q *request) Error(code wire.Code, msg string) {
+	q.emit(wire.Header{Type: wire.MsgError, ID: q.id, Code: code, Message: msg}, nil, false, true)
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the system packages the platform and its tests need, once:
+# packages already installed are left alone, and apt is not touched at all
+# when nothing is missing. Usage: scripts/deps.sh [run|test|bench]
+set -euo pipefail
+
+run_pkgs=(libzmq3-dev pkg-config python3-msgpack)
+test_pkgs=(nginx python3-zmq python3-flask)
+bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
+
+want=("${run_pkgs[@]}")
+case "${1:-run}" in
+  test) want+=("${test_pkgs[@]}") ;;
+  bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
