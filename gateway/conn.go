@@ -268,7 +268,11 @@ func (s *Stream) fail(err error) {
 // Next returns the next event. After EventError or EventEnd the stream is
 // over. ctx ending returns ctx.Err(); the request goes on unless Close or
 // Cancel is called.
-func (s *Stream) Next(ctx context.Context) (Event, error) {
+func (s *Stream) Next(ctx context.Context) (Event, error) { return s.next(ctx, nil) }
+
+// next is Next that also gives up with errNodeDead when dead closes, so
+// the dealer notices a node's death without a goroutine per event.
+func (s *Stream) next(ctx context.Context, dead <-chan struct{}) (Event, error) {
 	for {
 		s.mu.Lock()
 		if len(s.q) > 0 {
@@ -291,6 +295,8 @@ func (s *Stream) Next(ctx context.Context) (Event, error) {
 		case <-s.sig:
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
+		case <-dead:
+			return Event{}, errNodeDead
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cocaine-cloud/cocaine/engine"
 	"github.com/cocaine-cloud/cocaine/engine/archive"
@@ -19,11 +20,15 @@ func runDev(args []string) int {
 	apps := fs.String("apps", "./examples", "deploy every subfolder holding a manifest.json")
 	listen := fs.String("listen", "tcp://127.0.0.1:5000", "engine request endpoint")
 	announce := fs.String("announce", "tcp://127.0.0.1:5001", "engine announce endpoint")
+	interval := fs.Duration("announce-interval", time.Second, "how often the engine announces itself")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP front address (empty: none)")
+	fcgiAddr := fs.String("fastcgi", "127.0.0.1:9000", "FastCGI front address, host:port or unix:/path (empty: none)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
 	log := newLogger(*verbose)
+	_, _ = httpAddr, fcgiAddr
 	ctx, cancel := signalContext()
 	defer cancel()
 
@@ -42,7 +47,7 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
-	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs}
+	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs, AnnounceInterval: engine.Duration{Duration: *interval}}
 	node, err := engine.New(cfg, st, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
