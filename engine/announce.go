@@ -36,7 +36,9 @@ func (n *Node) announce(ctx context.Context) {
 			n.publish(pub)
 			next = time.Now().Add(n.cfg.AnnounceInterval.Duration)
 		}
-		polled, _ := poller.Poll(min(time.Until(next), 200*time.Millisecond))
+		// zmq takes a negative timeout as "forever": never pass one.
+		wait := min(max(time.Until(next), time.Millisecond), 200*time.Millisecond)
+		polled, _ := poller.Poll(wait)
 		if len(polled) == 0 {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +71,9 @@ func startNode(t testing.TB) *testNode {
 				t.Errorf("node run: %v", err)
 			}
 		case <-time.After(20 * time.Second):
-			t.Errorf("node did not stop")
+			var buf strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			t.Errorf("node did not stop; goroutines:\n%s", buf.String())
 		}
 		st.Close()
 	})

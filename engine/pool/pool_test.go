@@ -480,3 +480,25 @@ func TestStopFinishesRunningAndFailsQueued(t *testing.T) {
 		t.Fatalf("after stop: %+v", in)
 	}
 }
+
+// BenchmarkPoolEcho is the pool alone: Submit → slave process → sink.
+func BenchmarkPoolEcho(b *testing.B) {
+	e := engineDefaults()
+	e.PoolLimit = 1
+	dir, _ := os.MkdirTemp("", "pool")
+	defer os.RemoveAll(dir)
+	p, err := New(Config{App: "bench", Engine: e, Socket: dir + "/s", Spawner: selfSpawner{"slave"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	body := []byte("hello")
+	b.ResetTimer()
+	for range b.N {
+		s := newSink()
+		if err := p.Submit(&Job{Event: "echo", Body: body, Sink: s}); err != nil {
+			b.Fatal(err)
+		}
+		<-s.done
+	}
+}
