@@ -3,103 +3,23 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/gateway"
+	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 )
 
-var cocaineBin string
+type engineProc = testcluster.Node
 
-// TestMain builds the cocaine binary once: the engines of these tests are
-// separate processes, as in production.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gwbin")
-	if err != nil {
-		panic(err)
-	}
-	cocaineBin = filepath.Join(dir, "cocaine")
-	build := exec.Command("go", "build", "-o", cocaineBin, "../cmd/cocaine")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cocaine:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type engineProc struct {
-	cmd      *exec.Cmd
-	listen   string
-	announce string
-	log      *strings.Builder
-}
-
-// startEngine runs `cocaine dev` with only the echo example, on its own ports.
 func startEngine(t testing.TB) *engineProc {
-	t.Helper()
-	data, err := os.MkdirTemp("", "eng")
-	if err != nil {
-		t.Fatal(err)
-	}
-	apps := filepath.Join(data, "apps")
-	if err := os.CopyFS(filepath.Join(apps, "echo"), os.DirFS("../examples/echo")); err != nil {
-		t.Fatal(err)
-	}
-	e := &engineProc{
-		listen:   fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-		announce: fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-		log:      &strings.Builder{},
-	}
-	e.cmd = exec.Command(cocaineBin, "dev", "--data", data, "--apps", apps, "--listen", e.listen,
-		"--announce", e.announce, "--announce-interval", "200ms", "--http", "", "--fastcgi", "")
-	e.cmd.Dir = ".." // the go sandbox finds the framework checkout from here
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { e.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		os.RemoveAll(data)
-		if t.Failed() {
-			t.Logf("engine %s log:\n%s", e.listen, e.log.String())
-		}
-	})
-	return e
+	return testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}})
 }
 
-// kill9 kills the engine process only, as a crash would.
-func (e *engineProc) kill9() { _ = e.cmd.Process.Kill() }
+var eventually = testcluster.Eventually
 
 type static []string
 
@@ -137,17 +57,6 @@ func (d *dynamic) Run(ctx context.Context, update func([]string)) error {
 }
 func (d *dynamic) String() string { return "dynamic" }
 
-func eventually(t testing.TB, dur time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(dur)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", dur, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func newDealer(t testing.TB, balancer string, srcs ...gateway.Source) *gateway.Dealer {
 	t.Helper()
 	d, err := gateway.New(gateway.Config{Sources: srcs, DefaultBalancer: balancer, AckTimeout: 500 * time.Millisecond})
@@ -161,7 +70,7 @@ func newDealer(t testing.TB, balancer string, srcs ...gateway.Source) *gateway.D
 func TestKillOneOfThreeUnderLoadLosesNothing(t *testing.T) {
 	engines := []*engineProc{startEngine(t), startEngine(t), startEngine(t)}
 	src := &dynamic{ch: make(chan struct{}, 4)}
-	src.set(engines[0].announce, engines[1].announce, engines[2].announce)
+	src.set(engines[0].Announce, engines[1].Announce, engines[2].Announce)
 	d := newDealer(t, gateway.RoundRobin, src)
 	eventually(t, 120*time.Second, "three nodes serving echo", func() bool { return d.Routes()["echo/sleep"] == 3 })
 
@@ -203,17 +112,17 @@ func TestKillOneOfThreeUnderLoadLosesNothing(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second) // load runs on all three
-	engines[1].kill9()
+	engines[1].Kill9()
 	eventually(t, 10*time.Second, "the dealer to drop the dead node", func() bool { return d.Routes()["echo/sleep"] == 2 })
 	before := ok.Load()
 	eventually(t, 10*time.Second, "progress on the survivors", func() bool { return ok.Load() > before+50 })
 
 	fourth := startEngine(t)
-	src.set(engines[0].announce, engines[2].announce, fourth.announce)
+	src.set(engines[0].Announce, engines[2].Announce, fourth.Announce)
 	eventually(t, 120*time.Second, "the fourth node to join", func() bool { return d.Routes()["echo/sleep"] == 3 })
 	eventually(t, 10*time.Second, "traffic on the fourth node", func() bool {
 		for _, n := range d.Nodes() {
-			if n.Endpoint == fourth.listen {
+			if n.Endpoint == fourth.Listen {
 				return n.Apps["echo"].Jobs["processed"] > 20
 			}
 		}
@@ -232,7 +141,7 @@ func TestKillOneOfThreeUnderLoadLosesNothing(t *testing.T) {
 
 func TestUnknownAppFailsFastOrWaitsForDeadline(t *testing.T) {
 	e := startEngine(t)
-	d := newDealer(t, gateway.Smart, static{e.announce})
+	d := newDealer(t, gateway.Smart, static{e.Announce})
 	eventually(t, 60*time.Second, "the node", func() bool { return d.Routes()["echo/echo"] == 1 })
 	start := time.Now()
 	r, _ := d.Send("nope", "x", nil, wire.Policy{})

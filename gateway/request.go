@@ -136,7 +136,7 @@ func (dv *delivery) run(ctx context.Context) {
 			}
 		}
 		if len(fresh) == 0 {
-			if dv.p.Deadline.IsZero() {
+			if dv.p.Deadline.IsZero() || dv.p.FailFast && len(cands) == 0 {
 				switch {
 				case last != nil:
 					dv.fail(last.Code, "%s", last.Message)

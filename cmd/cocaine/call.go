@@ -13,14 +13,13 @@ import (
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 )
 
-const defaultNode = "tcp://127.0.0.1:5000"
-
 func runCall(args []string) int {
 	fs := newFlags("call", "call [flags] APP/EVENT [DATA]   (DATA from stdin when absent)")
-	node := fs.String("node", envOr("COCAINE_NODE", defaultNode), "engine endpoint (env COCAINE_NODE)")
+	disc := fs.String("discovery", envOr("COCAINE_DISCOVERY", defaultDiscovery), "where the dealer finds nodes: static:ENDPOINTS, file:PATH, multicast; several joined by ';' (env COCAINE_DISCOVERY)")
 	timeout := fs.Duration("timeout", 0, "job timeout on the engine (504 past it); 0 = none")
 	deadline := fs.Duration("deadline", 30*time.Second, "answer within this long or fail with 520")
 	urgent := fs.Bool("urgent", false, "put the request at the front of the queue")
+	nretries := fs.Int("retries", 1, "re-sends allowed if a node is lost after accepting the request")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
@@ -43,13 +42,13 @@ func runCall(args []string) int {
 			return exitFailure
 		}
 	}
-	c, err := gateway.Dial(*node)
+	d, err := cliDealer(*disc, 3*time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine call:", err)
-		return exitFailure
+		return exitUsage
 	}
-	defer c.Close()
-	pol := wire.Policy{Urgent: *urgent, Timeout: *timeout}
+	defer d.Close()
+	pol := wire.Policy{Urgent: *urgent, Timeout: *timeout, Retries: *nretries}
 	ctx := context.Background()
 	if *deadline > 0 {
 		pol.Deadline = time.Now().Add(*deadline)
@@ -58,7 +57,7 @@ func runCall(args []string) int {
 		ctx, cancel = context.WithDeadline(ctx, pol.Deadline.Add(time.Second))
 		defer cancel()
 	}
-	s, err := c.Send(app, event, body, pol)
+	s, err := d.Send(app, event, body, pol)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine call:", err)
 		return exitFailure
@@ -67,7 +66,7 @@ func runCall(args []string) int {
 	for {
 		ev, err := s.Next(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
-			fmt.Fprintf(os.Stderr, "cocaine call: no answer from %s within the deadline (is the engine running?)\n", *node)
+			fmt.Fprintf(os.Stderr, "cocaine call: no answer within the deadline (is an engine running? discovery %s)\n", *disc)
 			return exitFailure
 		}
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cocaine-cloud/cocaine/engine"
 	"github.com/cocaine-cloud/cocaine/engine/archive"
+	"github.com/cocaine-cloud/cocaine/fcgiproxy"
+	"github.com/cocaine-cloud/cocaine/gateway"
 	"github.com/cocaine-cloud/cocaine/storage"
 	"github.com/cocaine-cloud/cocaine/storage/files"
 )
@@ -23,12 +25,12 @@ func runDev(args []string) int {
 	interval := fs.Duration("announce-interval", time.Second, "how often the engine announces itself")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP front address (empty: none)")
 	fcgiAddr := fs.String("fastcgi", "127.0.0.1:9000", "FastCGI front address, host:port or unix:/path (empty: none)")
+	maxBody := fs.Int64("max-body", 64<<20, "largest request body the front accepts, in bytes (413 past it)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
 	log := newLogger(*verbose)
-	_, _ = httpAddr, fcgiAddr
 	ctx, cancel := signalContext()
 	defer cancel()
 
@@ -53,6 +55,21 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
+	// The front runs beside the engine, its dealer discovering this node.
+	gw := &gatewayConfig{Front: fcgiproxy.Config{HTTP: *httpAddr, FastCGI: *fcgiAddr, MaxBody: *maxBody},
+		Dealer: gateway.FileConfig{Discovery: []string{"static:" + *announce}}}
+	gw.Dealer.Default()
+	gw.Front.Default()
+	frontErr := make(chan error, 1)
+	go func() {
+		if *httpAddr == "" && *fcgiAddr == "" {
+			return
+		}
+		if err := serveFront(ctx, gw, log); err != nil {
+			frontErr <- err
+			cancel()
+		}
+	}()
 	go func() {
 		// Say what runs once the apps had a moment to start.
 		select {
@@ -61,11 +78,20 @@ func runDev(args []string) int {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "\ncocaine dev: engine on %s (announce %s), data in %s\n", *listen, *announce, abs)
-		fmt.Fprintf(os.Stderr, "cocaine dev: apps %v; try: cocaine call echo/echo hello\n\n", node.Apps())
+		if *httpAddr != "" {
+			fmt.Fprintf(os.Stderr, "cocaine dev: HTTP front on http://%s/APP/EVENT, FastCGI on %s\n", *httpAddr, *fcgiAddr)
+		}
+		fmt.Fprintf(os.Stderr, "cocaine dev: apps %v; try: bin/cocaine call echo/echo hello\n\n", node.Apps())
 	}()
 	if err := node.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
+	}
+	select {
+	case err := <-frontErr:
+		fmt.Fprintln(os.Stderr, "cocaine dev: front:", err)
+		return exitFailure
+	default:
 	}
 	return exitOK
 }

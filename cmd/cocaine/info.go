@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,36 +8,35 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cocaine-cloud/cocaine/gateway"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 )
 
 func runInfo(args []string) int {
-	fs := newFlags("info", "info [--json] [--node ENDPOINT]")
-	node := fs.String("node", envOr("COCAINE_NODE", defaultNode), "engine endpoint (env COCAINE_NODE)")
+	fs := newFlags("info", "info [--json] [--discovery SPEC]")
+	disc := fs.String("discovery", envOr("COCAINE_DISCOVERY", defaultDiscovery), "where the dealer finds nodes (env COCAINE_DISCOVERY)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
-	c, err := gateway.Dial(*node)
+	d, err := cliDealer(*disc, 3*time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine info:", err)
-		return exitFailure
+		return exitUsage
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	in, err := c.Info(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cocaine info: %s: %v\n", *node, err)
-		return exitFailure
+	defer d.Close()
+	nodes := d.Nodes()
+	if nodes == nil {
+		nodes = []wire.NodeInfo{}
 	}
-	nodes := []wire.NodeInfo{in}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"nodes": nodes})
 		return exitOK
+	}
+	if len(nodes) == 0 {
+		fmt.Fprintf(os.Stderr, "cocaine info: no node answered (discovery %s)\n", *disc)
+		return exitFailure
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	for _, n := range nodes {

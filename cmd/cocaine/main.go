@@ -13,13 +13,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"dev":    {runDev, "run the whole cloud in one process with the apps of ./examples"},
-	"engine": {runEngine, "run an engine node (-c configs/engine.toml)"},
-	"call":   {runCall, "send one request: cocaine call APP/EVENT [DATA]"},
-	"info":   {runInfo, "show the nodes, apps, pools and queues"},
+	"dev":     {runDev, "run the whole cloud in one process with the apps of ./examples"},
+	"engine":  {runEngine, "run an engine node (-c configs/engine.toml)"},
+	"gateway": {runGateway, "run the front, HTTP and FastCGI, with the dealer (-c configs/gateway.toml)"},
+	"call":    {runCall, "send one request: cocaine call APP/EVENT [DATA]"},
+	"info":    {runInfo, "show the nodes, apps, pools and queues"},
 }
 
-var order = []string{"dev", "engine", "call", "info"}
+var order = []string{"dev", "engine", "gateway", "call", "info"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: cocaine COMMAND [flags]\n\ncommands:\n")

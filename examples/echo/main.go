@@ -1,6 +1,7 @@
 // Command echo is the example Go app: event "echo" answers the request
 // body unchanged, event "sleep" sleeps the milliseconds in the body and
-// answers "ok".
+// answers "ok", and event "http" is a plain net/http handler (see
+// http.go), served unchanged through the front.
 package main
 
 import (
@@ -37,6 +38,7 @@ func main() {
 		_, err = io.WriteString(w, "ok")
 		return err
 	})
+	slave.HandleHTTP("http", httpHandler())
 	if err := slave.Run(); err != nil {
 		log.Fatal(err)
 	}

@@ -39,6 +39,10 @@ type Policy struct {
 	Timeout  time.Duration // job run time limit; 0 = none
 	Deadline time.Time     // absolute; zero = none
 	Retries  int           // re-sends the dealer may still make
+	// FailFast makes the dealer answer 404 at once for a route no node
+	// serves instead of waiting for one until the deadline. It stays in
+	// the dealer: it is not sent to engines.
+	FailFast bool
 }
 
 // Header is the first frame of every message.

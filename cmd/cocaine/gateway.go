@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/cocaine-cloud/cocaine/fcgiproxy"
+	"github.com/cocaine-cloud/cocaine/gateway"
+)
+
+// gatewayConfig is configs/gateway.toml.
+type gatewayConfig struct {
+	Dealer gateway.FileConfig `toml:"dealer"`
+	Front  fcgiproxy.Config   `toml:"front"`
+}
+
+func loadGatewayConfig(path string) (*gatewayConfig, error) {
+	var c gatewayConfig
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		}
+	} else {
+		c.Front.HTTP, c.Front.FastCGI = "127.0.0.1:8080", "127.0.0.1:9000"
+	}
+	c.Dealer.Default()
+	c.Front.Default()
+	if err := c.Dealer.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: dealer: %w", path, err)
+	}
+	if err := c.Front.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: front: %w", path, err)
+	}
+	return &c, nil
+}
+
+func runGateway(args []string) int {
+	fs := newFlags("gateway", "gateway -c FILE")
+	config := fs.String("c", "", "TOML config file (see configs/gateway.toml)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	cfg, err := loadGatewayConfig(*config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine gateway:", err)
+		return exitUsage
+	}
+	log := newLogger(*verbose)
+	ctx, cancel := signalContext()
+	defer cancel()
+	if err := serveFront(ctx, cfg, log); err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine gateway:", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// serveFront runs a dealer and the front over it until ctx ends.
+func serveFront(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
+	dcfg, err := cfg.Dealer.Config(parseSource)
+	if err != nil {
+		return err
+	}
+	dcfg.Logger = log
+	d, err := gateway.New(dcfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	front, err := fcgiproxy.New(cfg.Front, d, log)
+	if err != nil {
+		return err
+	}
+	httpL, fcgiL, err := front.Listen()
+	if err != nil {
+		return err
+	}
+	log.Info("front listening", "http", cfg.Front.HTTP, "fastcgi", cfg.Front.FastCGI, "discovery", cfg.Dealer.Discovery)
+	return front.Serve(ctx, httpL, fcgiL)
+}

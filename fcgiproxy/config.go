@@ -1,0 +1,100 @@
+// Package fcgiproxy is the front: it serves HTTP and FastCGI (for nginx
+// fastcgi_pass) and carries each request through the embedded dealer to
+// an app's event, streaming the answer back.
+package fcgiproxy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config configures the front. Zero values take the defaults of Default.
+type Config struct {
+	// HTTP is the address of the HTTP listener ("" for none).
+	HTTP string `toml:"http"`
+	// FastCGI is the FastCGI listener: "host:port" or "unix:/path" ("" for none).
+	FastCGI string `toml:"fastcgi"`
+	// MaxBody bounds a request body in bytes; larger ones get 413. Default 64 MiB.
+	MaxBody int64 `toml:"max-body"`
+	// DefaultDeadline applies when a request names none. Default "30s".
+	DefaultDeadline Duration `toml:"default-deadline"`
+	// MaxDeadline caps X-Cocaine-Deadline. Default "5m".
+	MaxDeadline Duration `toml:"max-deadline"`
+	// MaxTimeout caps X-Cocaine-Timeout. Default "5m".
+	MaxTimeout Duration `toml:"max-timeout"`
+	// DefaultRetries and MaxRetries bound re-sends after a node accepted a
+	// request and was lost before answering. Defaults 1 and 5.
+	DefaultRetries int `toml:"default-retries"`
+	MaxRetries     int `toml:"max-retries"`
+	// Routes map hosts and path prefixes to app events; the first match
+	// wins, else the path is /APP/EVENT[/rest].
+	Routes []Route `toml:"route"`
+}
+
+// Route sends requests for Host (any when empty) under Prefix to App/Event.
+type Route struct {
+	Host   string `toml:"host"`
+	Prefix string `toml:"prefix"`
+	App    string `toml:"app"`
+	Event  string `toml:"event"`
+}
+
+// Duration is a time.Duration written as a string in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses "30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+// MarshalText writes the duration as a string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default fills unset fields.
+func (c *Config) Default() {
+	if c.MaxBody == 0 {
+		c.MaxBody = 64 << 20
+	}
+	if c.DefaultDeadline.Duration == 0 {
+		c.DefaultDeadline.Duration = 30 * time.Second
+	}
+	if c.MaxDeadline.Duration == 0 {
+		c.MaxDeadline.Duration = 5 * time.Minute
+	}
+	if c.MaxTimeout.Duration == 0 {
+		c.MaxTimeout.Duration = 5 * time.Minute
+	}
+	if c.DefaultRetries == 0 {
+		c.DefaultRetries = 1
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 5
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxBody < 0 {
+		errs = append(errs, errors.New("max-body: negative"))
+	}
+	if c.DefaultDeadline.Duration > c.MaxDeadline.Duration {
+		errs = append(errs, errors.New("default-deadline: above max-deadline"))
+	}
+	if c.DefaultRetries > c.MaxRetries || c.DefaultRetries < 0 {
+		errs = append(errs, errors.New("default-retries: must be between 0 and max-retries"))
+	}
+	for i, r := range c.Routes {
+		if r.App == "" || r.Event == "" {
+			errs = append(errs, fmt.Errorf("route[%d]: app and event are required", i))
+		}
+		if r.Prefix != "" && !strings.HasPrefix(r.Prefix, "/") {
+			errs = append(errs, fmt.Errorf("route[%d]: prefix %q must start with /", i, r.Prefix))
+		}
+	}
+	return errors.Join(errs...)
+}

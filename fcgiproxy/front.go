@@ -1,0 +1,257 @@
+package fcgiproxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cocaine-cloud/cocaine/fcgiproxy/fastcgi"
+	"github.com/cocaine-cloud/cocaine/gateway"
+	"github.com/cocaine-cloud/cocaine/internal/httpmsg"
+	"github.com/cocaine-cloud/cocaine/internal/wire"
+)
+
+// Policy headers a request may carry, within the config's limits.
+const (
+	HeaderDeadline = "X-Cocaine-Deadline" // ms from arrival to answer
+	HeaderTimeout  = "X-Cocaine-Timeout"  // ms of run time on the engine
+	HeaderRetries  = "X-Cocaine-Retries"  // re-sends after a node was lost
+	HeaderUrgent   = "X-Cocaine-Urgent"   // "1": front of the queue
+	HeaderError    = "X-Cocaine-Error"    // the platform code of an error answer
+)
+
+// Sender is the dealer as the front uses it.
+type Sender interface {
+	Send(app, event string, body []byte, p wire.Policy) (*gateway.Response, error)
+}
+
+// Front is the http.Handler that carries requests to apps.
+type Front struct {
+	cfg    Config
+	dealer Sender
+	log    *slog.Logger
+}
+
+// New makes a front over a dealer.
+func New(cfg Config, dealer Sender, log *slog.Logger) (*Front, error) {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Front{cfg: cfg, dealer: dealer, log: log.With("component", "front")}, nil
+}
+
+// target is where a request goes.
+type target struct {
+	app, event, scriptName string
+}
+
+// route maps a request to an app event: the configured routes first, then
+// /APP/EVENT[/rest], where the app sees SCRIPT_NAME /APP/EVENT.
+func (f *Front) route(host, path string) (target, bool) {
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	for _, r := range f.cfg.Routes {
+		if r.Host != "" && !strings.EqualFold(r.Host, host) {
+			continue
+		}
+		if r.Prefix != "" && r.Prefix != "/" && path != r.Prefix && !strings.HasPrefix(path, strings.TrimSuffix(r.Prefix, "/")+"/") {
+			continue
+		}
+		return target{r.App, r.Event, strings.TrimSuffix(r.Prefix, "/")}, true
+	}
+	rest := strings.TrimPrefix(path, "/")
+	app, rest, _ := strings.Cut(rest, "/")
+	event, _, _ := strings.Cut(rest, "/")
+	if app == "" || event == "" {
+		return target{}, false
+	}
+	return target{app, event, "/" + app + "/" + event}, true
+}
+
+// policy reads the policy headers within the configured limits.
+func (f *Front) policy(r *http.Request, arrived time.Time) (wire.Policy, error) {
+	p := wire.Policy{Retries: f.cfg.DefaultRetries}
+	deadline := f.cfg.DefaultDeadline.Duration
+	ms := func(name string) (time.Duration, bool, error) {
+		v := r.Header.Get(name)
+		if v == "" {
+			return 0, false, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, false, wire.Errorf(wire.CodeBadRequest, "%s: %q is not a positive number of milliseconds", name, v)
+		}
+		return time.Duration(n) * time.Millisecond, true, nil
+	}
+	if d, ok, err := ms(HeaderDeadline); err != nil {
+		return p, err
+	} else if ok {
+		deadline = min(d, f.cfg.MaxDeadline.Duration)
+	} else {
+		// Only a deadline the client asked for is worth waiting for an
+		// app to appear; otherwise an unknown app is a 404 at once.
+		p.FailFast = true
+	}
+	p.Deadline = arrived.Add(deadline)
+	if d, ok, err := ms(HeaderTimeout); err != nil {
+		return p, err
+	} else if ok {
+		p.Timeout = min(d, f.cfg.MaxTimeout.Duration)
+	}
+	if v := r.Header.Get(HeaderRetries); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return p, wire.Errorf(wire.CodeBadRequest, "%s: %q is not a count", HeaderRetries, v)
+		}
+		p.Retries = min(n, f.cfg.MaxRetries)
+	}
+	p.Urgent = r.Header.Get(HeaderUrgent) == "1"
+	return p, nil
+}
+
+func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
+	if r.URL.Path == "/ping" {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+		return
+	}
+	t, ok := f.route(r.Host, r.URL.Path)
+	if !ok {
+		writeError(w, wire.Errorf(wire.CodeNotFound, "no route for %s: use /APP/EVENT", r.URL.Path))
+		return
+	}
+	p, err := f.policy(r, arrived)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if r.ContentLength > f.cfg.MaxBody {
+		writeTooLarge(w, f.cfg.MaxBody)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeTooLarge(w, f.cfg.MaxBody)
+			return
+		}
+		writeError(w, wire.Errorf(wire.CodeBadRequest, "reading the body: %v", err))
+		return
+	}
+	meta := httpmsg.NewMeta(r, t.scriptName)
+	meta.Secure = secure(r)
+	payload, err := httpmsg.EncodeRequest(nil, meta, body)
+	if err != nil {
+		writeError(w, wire.Errorf(wire.CodeBadRequest, "encoding the request: %v", err))
+		return
+	}
+	resp, err := f.dealer.Send(t.app, t.event, payload, p)
+	if err != nil {
+		writeError(w, wire.Errorf(wire.CodeUnavailable, "%v", err))
+		return
+	}
+	defer resp.Close()
+	f.relay(w, r.Context(), resp)
+}
+
+// relay streams the answer: the first chunk holds the status and headers,
+// each later chunk goes to the client as it comes.
+func (f *Front) relay(w http.ResponseWriter, ctx context.Context, resp *gateway.Response) {
+	flusher, _ := w.(http.Flusher)
+	headSent := false
+	for {
+		ev, err := resp.Next(ctx)
+		if err != nil { // the client went away: resp.Close cancels upstream
+			return
+		}
+		switch ev.Kind {
+		case gateway.EventChunk:
+			if !headSent {
+				// Runtimes send the head as a chunk of its own (the
+				// payload format), so it is never split across chunks.
+				head, n, err := httpmsg.DecodeHead(ev.Data)
+				if err != nil {
+					writeError(w, wire.Errorf(wire.CodeApp, "the app's answer has no valid head: %v", err))
+					return
+				}
+				for _, kv := range head.Headers {
+					w.Header().Add(kv[0], kv[1])
+				}
+				w.WriteHeader(head.Code)
+				headSent = true
+				if rest := ev.Data[n:]; len(rest) > 0 {
+					w.Write(rest)
+				}
+			} else if _, err := w.Write(ev.Data); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case gateway.EventEnd:
+			if !headSent {
+				writeError(w, wire.Errorf(wire.CodeApp, "the app ended its answer without a head"))
+			}
+			return
+		case gateway.EventError:
+			if !headSent {
+				writeError(w, ev.Err)
+				return
+			}
+			// Part of the answer is out: the only honest signal left is to
+			// break the connection, so the client never takes it as whole.
+			f.log.Warn("answer failed mid-stream", "code", ev.Err.Code, "err", ev.Err.Message)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+func secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if v, ok := fastcgi.Param(r, "HTTPS"); ok {
+		return v == "on" || v == "1"
+	}
+	return false
+}
+
+type errorBody struct {
+	Code  int    `json:"code"`
+	Error string `json:"error"`
+}
+
+// writeError answers a platform error: the HTTP status of its code, the
+// code in a header and a short JSON body.
+func writeError(w http.ResponseWriter, err error) {
+	code := wire.CodeOf(err)
+	msg := err.Error()
+	var we *wire.Error
+	if errors.As(err, &we) {
+		msg = we.Message
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(HeaderError, strconv.Itoa(int(code)))
+	w.WriteHeader(code.HTTPStatus())
+	json.NewEncoder(w).Encode(errorBody{Code: int(code), Error: msg})
+}
+
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	json.NewEncoder(w).Encode(errorBody{Code: http.StatusRequestEntityTooLarge, Error: "request body larger than " + strconv.FormatInt(limit, 10) + " bytes"})
+}

@@ -1,0 +1,145 @@
+package fcgiproxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cocaine-cloud/cocaine/internal/testcluster"
+)
+
+// TestFront runs the same checks through plain HTTP and through a real
+// nginx with fastcgi_pass to the front, against a real node.
+func TestFront(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}, Front: true, Args: []string{"--max-body", "12582912"}})
+	nginx := testcluster.Nginx(t, n.FastCGI)
+	for name, base := range map[string]string{"http": "http://" + n.HTTP, "nginx": nginx} {
+		t.Run(name, func(t *testing.T) {
+			testcluster.Eventually(t, 120*time.Second, "echo/http to answer", func() bool {
+				resp, err := http.Get(base + "/echo/http/")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == 200
+			})
+			checkFront(t, base)
+		})
+	}
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func checkFront(t *testing.T, base string) {
+	t.Run("ping", func(t *testing.T) {
+		resp, body := do(t, must(http.NewRequest("GET", base+"/ping", nil)))
+		if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
+			t.Fatalf("ping: %d %q", resp.StatusCode, body)
+		}
+	})
+	t.Run("status headers body", func(t *testing.T) {
+		req := must(http.NewRequest("PUT", base+"/echo/http/some/path?x=1", strings.NewReader("payload")))
+		resp, body := do(t, req)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Echo-Method") != "PUT" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+			t.Fatalf("status %d headers %v", resp.StatusCode, resp.Header)
+		}
+		// The app sees SCRIPT_NAME /echo/http and the rest as its path.
+		if string(body) != "PUT /some/path\npayload" {
+			t.Fatalf("body %q", body)
+		}
+	})
+	t.Run("streamed chunk by chunk", func(t *testing.T) {
+		start := time.Now()
+		resp, err := http.Get(base + "/echo/http/?chunks=3&every=400")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		line, err := r.ReadString('\n')
+		first := time.Since(start)
+		if err != nil || line != "chunk 0\n" {
+			t.Fatalf("first line %q %v", line, err)
+		}
+		rest, _ := io.ReadAll(r)
+		all := time.Since(start)
+		if string(rest) != "chunk 1\nchunk 2\n" {
+			t.Fatalf("rest %q", rest)
+		}
+		// The first chunk arrived while the app was still writing.
+		if first > all-600*time.Millisecond {
+			t.Fatalf("first chunk after %v, whole answer after %v: not streamed", first, all)
+		}
+	})
+	t.Run("10 MB upload", func(t *testing.T) {
+		payload := make([]byte, 10<<20)
+		rand.Read(payload)
+		resp, body := do(t, must(http.NewRequest("POST", base+"/echo/http/up", bytes.NewReader(payload))))
+		want := append([]byte("POST /up\n"), payload...)
+		if resp.StatusCode != 200 || sha256.Sum256(body) != sha256.Sum256(want) {
+			t.Fatalf("upload: %d, %d bytes back", resp.StatusCode, len(body))
+		}
+	})
+	t.Run("413", func(t *testing.T) {
+		resp, body := do(t, must(http.NewRequest("POST", base+"/echo/http/", bytes.NewReader(make([]byte, 13<<20)))))
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("oversized body: %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("404 unknown app", func(t *testing.T) {
+		resp, body := do(t, must(http.NewRequest("GET", base+"/nope/http/", nil)))
+		var e struct {
+			Code  int    `json:"code"`
+			Error string `json:"error"`
+		}
+		if resp.StatusCode != 404 || resp.Header.Get("X-Cocaine-Error") != "404" || json.Unmarshal(body, &e) != nil || e.Code != 404 {
+			t.Fatalf("unknown app: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+	})
+	t.Run("deadline header gives 504 on time", func(t *testing.T) {
+		req := must(http.NewRequest("GET", base+"/echo/http/?sleep=3000", nil))
+		req.Header.Set("X-Cocaine-Deadline", "400")
+		start := time.Now()
+		resp, body := do(t, req)
+		el := time.Since(start)
+		if resp.StatusCode != 504 || resp.Header.Get("X-Cocaine-Error") != "520" {
+			t.Fatalf("slow call with deadline: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+		if el < 400*time.Millisecond || el > 1500*time.Millisecond {
+			t.Fatalf("504 after %v for a 400ms deadline", el)
+		}
+	})
+	t.Run("bad policy header", func(t *testing.T) {
+		req := must(http.NewRequest("GET", base+"/echo/http/", nil))
+		req.Header.Set("X-Cocaine-Timeout", "soon")
+		if resp, _ := do(t, req); resp.StatusCode != 400 {
+			t.Fatalf("bad header: %d", resp.StatusCode)
+		}
+	})
+}
+
+func must(r *http.Request, err error) *http.Request {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
