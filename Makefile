@@ -31,7 +31,7 @@ test-go:
 	$(GO) test -race -timeout 15m ./...
 
 test-python:
-	@if [ -d slaves/python/tests ]; then $(PYTHON) -m unittest discover -s slaves/python/tests -t slaves/python; fi
+	@if [ -d slaves/python/tests ]; then $(PYTHON) -m unittest discover -s slaves/python/tests; fi
 
 # Short runs of every fuzz target; FUZZTIME=5m for a real session.
 fuzz:
