@@ -54,10 +54,23 @@ type Config struct {
 	// ReconcileInterval is how often the node re-reads storage to pick up
 	// apps changed elsewhere. Default "5s"; "0s" turns it off.
 	ReconcileInterval Duration `toml:"reconcile-interval"`
+	// Multicast sends UDP beacons so that dealers using multicast
+	// discovery find this node without a host list.
+	Multicast MulticastConfig `toml:"multicast"`
 	// Package bounds what an uploaded package may unpack to.
 	Package PackageConfig `toml:"package"`
 	// Sandbox configures the language sandboxes.
 	Sandbox SandboxConfig `toml:"sandbox"`
+}
+
+// MulticastConfig configures the node's discovery beacons.
+type MulticastConfig struct {
+	// Enabled turns beacons on. Default false.
+	Enabled bool `toml:"enabled"`
+	// Group is the IPv4 group:port. Default "239.0.100.53:5099".
+	Group string `toml:"group"`
+	// Interface to send on. Default: the first up multicast interface.
+	Interface string `toml:"interface"`
 }
 
 // PackageConfig bounds app packages.

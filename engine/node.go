@@ -93,6 +93,16 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); r.serve(ctx) }()
 	go func() { defer wg.Done(); n.announce(ctx) }()
+	if n.cfg.Multicast.Enabled && n.cfg.Announce != "off" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bc := BeaconConfig{Group: n.cfg.Multicast.Group, Interface: n.cfg.Multicast.Interface, Interval: n.cfg.AnnounceInterval.Duration, ID: n.id}
+			if err := RunBeacon(ctx, bc, n.cfg.Announce, n.log); err != nil {
+				n.log.Error("multicast beacons off", "err", err)
+			}
+		}()
+	}
 	// Serving starts first: requests for an app still building get a
 	// clear 404 rather than silence.
 	n.Reconcile(ctx)

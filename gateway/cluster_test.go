@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/gateway"
+	"github.com/cocaine-cloud/cocaine/gateway/discovery"
 	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 )
@@ -165,4 +166,16 @@ func TestUnknownAppFailsFastOrWaitsForDeadline(t *testing.T) {
 	if wire.CodeOf(err) != wire.CodeTimeout {
 		t.Fatalf("slow call past timeout: %v", err)
 	}
+}
+
+func TestMulticastDiscoveryAcrossProcesses(t *testing.T) {
+	group := fmt.Sprintf("239.0.100.53:%d", 20000+time.Now().UnixNano()%20000)
+	e := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}, Args: []string{"--multicast", group}})
+	d := newDealer(t, gateway.Smart, discovery.Multicast(discovery.MulticastConfig{Group: group}))
+	eventually(t, 120*time.Second, "the node found by its beacons", func() bool { return d.Routes()["echo/echo"] == 1 })
+	r, _ := d.Send("echo", "echo", []byte("found"), wire.Policy{Deadline: time.Now().Add(10 * time.Second)})
+	if got, err := r.Collect(context.Background()); err != nil || string(got) != "found" {
+		t.Fatalf("call via multicast discovery: %q %v", got, err)
+	}
+	_ = e
 }

@@ -25,6 +25,7 @@ func runDev(args []string) int {
 	interval := fs.Duration("announce-interval", time.Second, "how often the engine announces itself")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP front address (empty: none)")
 	fcgiAddr := fs.String("fastcgi", "127.0.0.1:9000", "FastCGI front address, host:port or unix:/path (empty: none)")
+	mcast := fs.String("multicast", "", "send discovery beacons to this group:port (e.g. 239.0.100.53:5099); empty: none")
 	maxBody := fs.Int64("max-body", 64<<20, "largest request body the front accepts, in bytes (413 past it)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if fs.Parse(args) != nil {
@@ -49,7 +50,8 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
-	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs, AnnounceInterval: engine.Duration{Duration: *interval}}
+	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs, AnnounceInterval: engine.Duration{Duration: *interval},
+		Multicast: engine.MulticastConfig{Enabled: *mcast != "", Group: *mcast}}
 	node, err := engine.New(cfg, st, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
