@@ -1,9 +1,10 @@
 // Package zmqbox lets any goroutine hand messages to the one goroutine
 // that owns a ZeroMQ socket. ZeroMQ sockets are not thread-safe, yet
 // answers come from many goroutines; polling a Go channel with a timeout
-// would add latency, so posts travel through a Go channel to a forwarder
-// that owns one end of an inproc PAIR, and the owner polls the other end
-// beside its socket: it wakes the moment something is posted.
+// would add latency, so posts go into one end of an inproc PAIR, under a
+// mutex (a socket may move between threads given a memory barrier), and
+// the owner polls the other end beside its socket: it wakes the moment
+// something is posted, with no goroutine hop in between.
 package zmqbox
 
 import (
@@ -17,17 +18,16 @@ import (
 // Mailbox is a many-writers, one-reader queue of multipart messages that
 // can be polled together with ZeroMQ sockets.
 type Mailbox struct {
-	ch     chan [][]byte
 	in     *zmq.Socket // owner side: poll and drain
-	out    *zmq.Socket // forwarder side
-	done   chan struct{}
-	mu     sync.RWMutex
+	out    *zmq.Socket // posting side, guarded by mu
+	mu     sync.Mutex
 	closed bool
 }
 
 var seq atomic.Uint64
 
-// New makes a mailbox holding up to size messages in its channel.
+// New makes a mailbox. size is kept for callers' clarity: the inproc
+// pipe is unbounded (HWM 0), so posts never block.
 func New(size int) (*Mailbox, error) {
 	addr := fmt.Sprintf("inproc://zmqbox-%d", seq.Add(1))
 	in, err := zmq.NewSocket(zmq.PAIR)
@@ -54,26 +54,15 @@ func New(size int) (*Mailbox, error) {
 		out.Close()
 		return nil, err
 	}
-	m := &Mailbox{ch: make(chan [][]byte, size), in: in, out: out, done: make(chan struct{})}
-	go m.forward()
-	return m, nil
+	return &Mailbox{in: in, out: out}, nil
 }
 
-func (m *Mailbox) forward() {
-	defer close(m.done)
-	for msg := range m.ch {
-		_, _ = m.out.SendMessage(msg)
-	}
-	m.out.Close()
-}
-
-// Post queues a message; it blocks only while the mailbox is full. Posts
-// after Close are dropped.
+// Post queues a message. Posts after Close are dropped.
 func (m *Mailbox) Post(frames [][]byte) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.closed {
-		m.ch <- frames
+		_, _ = m.out.SendMessage(frames)
 	}
 }
 
@@ -100,8 +89,7 @@ func (m *Mailbox) Close() {
 		return
 	}
 	m.closed = true
-	close(m.ch)
+	m.out.Close()
 	m.mu.Unlock()
-	<-m.done
 	m.in.Close()
 }
