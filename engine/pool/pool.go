@@ -48,7 +48,7 @@ type Config struct {
 	Engine  manifest.Engine // the manifest's pool settings
 	Socket  string          // path of the Unix socket slaves connect to
 	Spawner Spawner
-	Logger  *slog.Logger
+	Logger  *slog.Logger // with the app's name among its attributes
 	OnLog   func(storage.LogLine) // every line slaves print; optional
 	OnCrash func(Crash)           // optional
 
@@ -136,7 +136,7 @@ func New(cfg Config) (*Pool, error) {
 	hb = max(hb, 50*time.Millisecond)
 	p := &Pool{
 		cfg:    cfg,
-		log:    cfg.Logger.With("app", cfg.App),
+		log:    cfg.Logger, // the caller's logger names the app
 		ln:     ln,
 		hbMS:   fmt.Sprint(hb.Milliseconds()),
 		state:  StateRunning,

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,13 +70,14 @@ type Node struct {
 	Announce string // engine announce endpoint
 	HTTP     string // front address, "" when off
 	FastCGI  string // front FastCGI address, "" when off
+	DataDir  string
 	cmd      *exec.Cmd
 	log      *syncBuffer
 }
 
 // Options for StartNode.
 type Options struct {
-	Apps    []string // example folders under examples/ to deploy
+	Apps    []string // example folders under examples/, or absolute paths of app folders, to deploy
 	Front   bool     // run the HTTP and FastCGI front too
 	Args    []string // more flags for `cocaine dev`
 	Verbose bool
@@ -91,11 +94,16 @@ func StartNode(t testing.TB, o Options) *Node {
 	}
 	apps := filepath.Join(data, "apps")
 	for _, a := range o.Apps {
-		if err := os.CopyFS(filepath.Join(apps, a), os.DirFS(filepath.Join(Root(), "examples", a))); err != nil {
+		src := filepath.Join(Root(), "examples", a)
+		if filepath.IsAbs(a) {
+			src = a
+		}
+		if err := os.CopyFS(filepath.Join(apps, filepath.Base(a)), os.DirFS(src)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	n := &Node{
+		DataDir:  data,
 		Listen:   fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
 		Announce: fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
 		log:      &syncBuffer{},
@@ -132,6 +140,30 @@ func StartNode(t testing.TB, o Options) *Node {
 		}
 	})
 	return n
+}
+
+// SlavePIDs lists the running slave processes of app on this node, found
+// by the protocol environment the engine gave them.
+func (n *Node) SlavePIDs(app string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		vars := strings.Split(string(env), "\x00")
+		if slices.Contains(vars, "COCAINE_APP="+app) && slices.ContainsFunc(vars, func(v string) bool {
+			return strings.HasPrefix(v, "COCAINE_SOCKET="+n.DataDir)
+		}) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // Kill9 kills the node's process only, as a crash would.
