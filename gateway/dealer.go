@@ -257,4 +257,3 @@ func (d *Dealer) Close() error {
 	d.table.close()
 	return nil
 }
-

@@ -48,7 +48,7 @@ type Config struct {
 	Engine  manifest.Engine // the manifest's pool settings
 	Socket  string          // path of the Unix socket slaves connect to
 	Spawner Spawner
-	Logger  *slog.Logger // with the app's name among its attributes
+	Logger  *slog.Logger          // with the app's name among its attributes
 	OnLog   func(storage.LogLine) // every line slaves print; optional
 	OnCrash func(Crash)           // optional
 
