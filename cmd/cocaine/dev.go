@@ -20,6 +20,7 @@ func runDev(args []string) int {
 	fs := newFlags("dev", "dev [--data DIR] [--apps DIR]")
 	data := fs.String("data", "./var", "data directory: storage, sockets, unpacked apps, build cache")
 	apps := fs.String("apps", "./examples", "deploy every subfolder holding a manifest.json")
+	storeURI := fs.String("storage", "", "storage URI (file:///path or mongodb://host:port/db); default: files under --data")
 	listen := fs.String("listen", "tcp://127.0.0.1:5000", "engine request endpoint")
 	announce := fs.String("announce", "tcp://127.0.0.1:5001", "engine announce endpoint")
 	interval := fs.Duration("announce-interval", time.Second, "how often the engine announces itself")
@@ -40,7 +41,12 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
-	st, err := files.Open(filepath.Join(abs, "storage"), files.Options{})
+	var st storage.Storage
+	if *storeURI == "" {
+		st, err = files.Open(filepath.Join(abs, "storage"), files.Options{})
+	} else {
+		st, err = storage.Open(ctx, *storeURI)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure

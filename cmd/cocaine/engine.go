@@ -7,6 +7,7 @@ import (
 	"github.com/cocaine-cloud/cocaine/engine"
 	"github.com/cocaine-cloud/cocaine/storage"
 	_ "github.com/cocaine-cloud/cocaine/storage/files"
+	_ "github.com/cocaine-cloud/cocaine/storage/mongodb"
 )
 
 func runEngine(args []string) int {
