@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cocaine-cloud/cocaine/internal/mcast"
 	"log/slog"
 	"net"
 	"strconv"
@@ -93,7 +94,7 @@ func RunBeacon(ctx context.Context, cfg BeaconConfig, announce string, log *slog
 	if len(msg) > maxBeaconBytes {
 		return fmt.Errorf("beacon: %d bytes, more than %d: shorten the announce endpoint or id", len(msg), maxBeaconBytes)
 	}
-	ifi, ip, err := beaconInterface(cfg.Interface)
+	ifi, ip, err := mcast.Interface(cfg.Interface)
 	if err != nil {
 		return err
 	}
@@ -181,73 +182,4 @@ func beaconSocket(ifaddr net.IP, ttl int) (net.PacketConn, error) {
 		return errors.Join(err, serr)
 	}}
 	return lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:0")
-}
-
-// beaconInterface mirrors gateway/discovery's choice of interface (the
-// engine does not import the gateway): named, or else the best up
-// interface with an IPv4 address — a running non-loopback one with the
-// MULTICAST flag, then any non-loopback one with it, then the loopback.
-func beaconInterface(name string) (*net.Interface, net.IP, error) {
-	if name != "" {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("beacon interface %q: %w", name, err)
-		}
-		if ifi.Flags&net.FlagUp == 0 {
-			return nil, nil, fmt.Errorf("beacon interface %q is down: bring it up (ip link set %s up)", name, name)
-		}
-		ip := ifaceIPv4(ifi)
-		if ip == nil {
-			return nil, nil, fmt.Errorf("beacon interface %q has no IPv4 address: beacons are IPv4 and the interface needs one (ip addr add ADDR/LEN dev %s)", name, name)
-		}
-		return ifi, ip, nil
-	}
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, nil, fmt.Errorf("beacon: listing interfaces: %w", err)
-	}
-	var best *net.Interface
-	var bestIP net.IP
-	bestRank := 0
-	for i := range ifs {
-		ifi := &ifs[i]
-		if ifi.Flags&net.FlagUp == 0 {
-			continue
-		}
-		ip := ifaceIPv4(ifi)
-		if ip == nil {
-			continue
-		}
-		rank := 0
-		switch {
-		case ifi.Flags&net.FlagLoopback != 0:
-			rank = 1
-		case ifi.Flags&net.FlagMulticast != 0 && ifi.Flags&net.FlagRunning != 0:
-			rank = 3
-		case ifi.Flags&net.FlagMulticast != 0:
-			rank = 2
-		}
-		if rank > bestRank {
-			best, bestIP, bestRank = ifi, ip, rank
-		}
-	}
-	if best == nil {
-		return nil, nil, errors.New("beacon: no interface to send on: none is up with an IPv4 address and the MULTICAST flag, and the loopback is down or has no IPv4 address (ip link set lo up)")
-	}
-	return best, bestIP, nil
-}
-
-func ifaceIPv4(ifi *net.Interface) net.IP {
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip4 := n.IP.To4(); ip4 != nil {
-				return ip4
-			}
-		}
-	}
-	return nil
 }

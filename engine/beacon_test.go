@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/cocaine-cloud/cocaine/internal/mcast"
 	"net"
 	"os"
 	"os/exec"
@@ -18,7 +19,7 @@ import (
 // pick for iface: a raw UDP listener, independent of gateway/discovery.
 func beaconListener(t *testing.T, iface string) (*net.UDPConn, *net.UDPAddr) {
 	t.Helper()
-	ifi, _, err := beaconInterface(iface)
+	ifi, _, err := mcast.Interface(iface)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func beaconListener(t *testing.T, iface string) (*net.UDPConn, *net.UDPAddr) {
 func beaconReady(t *testing.T, iface string) {
 	t.Helper()
 	try := func() error {
-		ifi, ip, err := beaconInterface(iface)
+		ifi, ip, err := mcast.Interface(iface)
 		if err != nil {
 			return err
 		}

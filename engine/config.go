@@ -3,31 +3,17 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"github.com/cocaine-cloud/cocaine/internal/tomlconf"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/cocaine-cloud/cocaine/engine/archive"
 )
 
 // Duration is a time.Duration written as a string in TOML ("30s").
-type Duration struct{ time.Duration }
-
-// UnmarshalText parses "1.5s", "200ms".
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText writes the duration back as a string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+type Duration = tomlconf.Duration
 
 // Config is a node's configuration (`cocaine engine -c FILE`). Every key
 // has a default; the zero Config plus Default() is a working local node.
@@ -179,16 +165,8 @@ func (c *Config) CacheDir() string { return filepath.Join(c.DataDir, "cache") }
 // defaults and validation.
 func LoadConfig(path string) (*Config, error) {
 	var c Config
-	md, err := toml.DecodeFile(path, &c)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	if err := tomlconf.DecodeFile(path, &c); err != nil {
+		return nil, err
 	}
 	c.Default()
 	if err := c.Validate(); err != nil {

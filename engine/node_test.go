@@ -52,8 +52,8 @@ func startNode(t testing.TB) *testNode {
 	cfg := Config{
 		Listen:            fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
 		Announce:          fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-		AnnounceInterval:  Duration{100 * time.Millisecond},
-		ReconcileInterval: Duration{200 * time.Millisecond},
+		AnnounceInterval:  Duration{Duration: 100 * time.Millisecond},
+		ReconcileInterval: Duration{Duration: 200 * time.Millisecond},
 		DataDir:           data,
 	}
 	n, err := New(cfg, st, nil)

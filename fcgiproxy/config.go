@@ -6,6 +6,7 @@ package fcgiproxy
 import (
 	"errors"
 	"fmt"
+	"github.com/cocaine-cloud/cocaine/internal/tomlconf"
 	"strings"
 	"time"
 )
@@ -41,18 +42,8 @@ type Route struct {
 	Event  string `toml:"event"`
 }
 
-// Duration is a time.Duration written as a string in TOML.
-type Duration struct{ time.Duration }
-
-// UnmarshalText parses "30s".
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	d.Duration = v
-	return err
-}
-
-// MarshalText writes the duration as a string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// Duration is a time.Duration written as a string in TOML ("30s").
+type Duration = tomlconf.Duration
 
 // Default fills unset fields.
 func (c *Config) Default() {

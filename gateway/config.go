@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"github.com/cocaine-cloud/cocaine/internal/tomlconf"
 	"time"
 )
 
@@ -24,18 +25,8 @@ type FileConfig struct {
 	Balancers map[string]string `toml:"balancers"`
 }
 
-// Duration is a time.Duration written as a string in TOML.
-type Duration struct{ time.Duration }
-
-// UnmarshalText parses "1s".
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	d.Duration = v
-	return err
-}
-
-// MarshalText writes the duration as a string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// Duration is a time.Duration written as a string in TOML ("30s").
+type Duration = tomlconf.Duration
 
 // Default fills unset fields.
 func (c *FileConfig) Default() {

@@ -320,9 +320,14 @@ func (s *Stream) Close() { s.Cancel() }
 // Collect reads a whole answer: the chunks joined, or the error.
 func (s *Stream) Collect(ctx context.Context) ([]byte, error) {
 	defer s.Close()
+	return collect(ctx, s.Next)
+}
+
+// collect joins the chunks of an answer until its end or error.
+func collect(ctx context.Context, next func(context.Context) (Event, error)) ([]byte, error) {
 	var out []byte
 	for {
-		ev, err := s.Next(ctx)
+		ev, err := next(ctx)
 		if err != nil {
 			return out, err
 		}

@@ -39,21 +39,7 @@ func (r *Response) Close() { r.cancel() }
 // Collect reads the whole answer.
 func (r *Response) Collect(ctx context.Context) ([]byte, error) {
 	defer r.Close()
-	var out []byte
-	for {
-		ev, err := r.Next(ctx)
-		if err != nil {
-			return out, err
-		}
-		switch ev.Kind {
-		case EventChunk:
-			out = append(out, ev.Data...)
-		case EventError:
-			return out, ev.Err
-		case EventEnd:
-			return out, nil
-		}
-	}
+	return collect(ctx, r.Next)
 }
 
 // Send sends a request for APP/EVENT. Policy.Deadline, when set, bounds

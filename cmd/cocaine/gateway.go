@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
-	"github.com/BurntSushi/toml"
+	"github.com/cocaine-cloud/cocaine/internal/tomlconf"
 
 	"github.com/cocaine-cloud/cocaine/fcgiproxy"
 	"github.com/cocaine-cloud/cocaine/gateway"
@@ -22,16 +21,8 @@ type gatewayConfig struct {
 func loadGatewayConfig(path string) (*gatewayConfig, error) {
 	var c gatewayConfig
 	if path != "" {
-		md, err := toml.DecodeFile(path, &c)
-		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
-			}
-			return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		if err := tomlconf.DecodeFile(path, &c); err != nil {
+			return nil, err
 		}
 	} else {
 		c.Front.HTTP, c.Front.FastCGI = "127.0.0.1:8080", "127.0.0.1:9000"

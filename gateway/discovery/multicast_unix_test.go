@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cocaine-cloud/cocaine/internal/mcast"
 	"io"
 	"net"
 	"os"
@@ -71,7 +72,7 @@ func childBeacon(spec string) {
 // testSender opens a socket sending on the interface Multicast would pick
 // for iface, set up as engine.RunBeacon sets its socket up.
 func testSender(iface string) (net.PacketConn, error) {
-	ifi, ip, err := multicastInterface(iface)
+	ifi, ip, err := mcast.Interface(iface)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func mcReady(t *testing.T) []string {
 			mc.ifaces = nil
 			for _, iface := range []string{"", "lo"} {
 				name := iface
-				if ifi, _, err := multicastInterface(iface); err == nil {
+				if ifi, _, err := mcast.Interface(iface); err == nil {
 					name = ifi.Name
 				}
 				if err := probe(iface); err != nil {
@@ -181,7 +182,7 @@ func mcReady(t *testing.T) []string {
 // probe sends datagrams to a fresh group until one arrives or a second
 // passes.
 func probe(iface string) error {
-	ifi, _, err := multicastInterface(iface)
+	ifi, _, err := mcast.Interface(iface)
 	if err != nil {
 		return err
 	}
@@ -261,7 +262,7 @@ func TestMulticast(t *testing.T) {
 func testMulticast(t *testing.T, iface string) {
 	base := runtime.NumGoroutine()
 	group := freeGroup(t)
-	_, ifaddr, err := multicastInterface(iface)
+	_, ifaddr, err := mcast.Interface(iface)
 	if err != nil {
 		t.Fatal(err)
 	}
