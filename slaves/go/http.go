@@ -47,8 +47,8 @@ func HTTPHandler(h http.Handler) Handler { return httpHandler{h} }
 type scriptNameKey struct{}
 
 // ScriptName is the raw, still percent-encoded prefix of the request's
-// path that the front's route consumed, "" if none: a handler served by
-// HandleHTTP builds links to itself from it.
+// path that the front's route consumed, "" if none, never ending in "/":
+// a handler served by HandleHTTP builds links to itself from it.
 func ScriptName(r *http.Request) string {
 	s, _ := r.Context().Value(scriptNameKey{}).(string)
 	return s
@@ -139,7 +139,10 @@ func newHTTPRequest(ctx context.Context, meta *httpmsg.Meta, body io.Reader) (*h
 	} else {
 		r.Body = &httpBody{r: body, n: r.ContentLength}
 	}
-	return r.WithContext(context.WithValue(ctx, scriptNameKey{}, meta.ScriptName)), nil
+	// Without its trailing "/", which path_info took (PEP 3333 does the
+	// same): ScriptName(r) + r.URL.EscapedPath() is the request's path.
+	script := strings.TrimRight(meta.ScriptName, "/")
+	return r.WithContext(context.WithValue(ctx, scriptNameKey{}, script)), nil
 }
 
 func parseContentLength(vals []string) (int64, error) {
@@ -254,10 +257,12 @@ func (w *httpWriter) Write(p []byte) (int, error) {
 	if !bodyAllowed(w.code) {
 		return 0, http.ErrBodyNotAllowed
 	}
-	w.written += int64(len(p))
-	if w.declared >= 0 && w.written > w.declared {
+	// Unlike net/http, a refused write is not counted, so written is what
+	// the client gets and finish can tell a short body.
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
 		return 0, http.ErrContentLength
 	}
+	w.written += int64(len(p))
 	if !w.committed {
 		if len(w.pending)+len(p) <= BufferSize {
 			w.pending = append(w.pending, p...)

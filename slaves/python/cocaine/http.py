@@ -43,9 +43,19 @@ def read_request(request):
 def write_head(response, code, headers):
     """Write the answer's head as a chunk of its own. It goes out with the
     first flush or the end, so a small answer still leaves in one write."""
-    head = {"code": int(code), "headers": [[str(n), str(v)] for n, v in headers]}
-    response.write(msgpack.packb(head, use_bin_type=True))
+    # WSGI header strings are latin-1 stand-ins for bytes (PEP 3333); the
+    # payload carries the bytes themselves in msgpack str, so encode them
+    # back with latin-1 and pack bytes as str (use_bin_type=False).
+    head = {"code": int(code),
+            "headers": [[_latin1(n), _latin1(v)] for n, v in headers]}
+    response.write(msgpack.packb(head, use_bin_type=False))
     response._end_chunk()
+
+
+def _latin1(s):
+    if isinstance(s, bytes):
+        return s
+    return str(s).encode("latin-1", "replace")
 
 
 def header_items(headers):
