@@ -1,18 +1,15 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cocaine-cloud/cocaine/engine/appstore"
 	"github.com/cocaine-cloud/cocaine/engine/archive"
 	"github.com/cocaine-cloud/cocaine/engine/drivers"
 	"github.com/cocaine-cloud/cocaine/engine/manifest"
@@ -233,46 +230,22 @@ func (n *Node) crash(c pool.Crash) {
 	}
 }
 
-// PutApp validates a package and stores it as the app's new version. It
+// PutApp validates a package and stores it as the app's new version
+// through the deployment store (engine/appstore), which keeps history. It
 // does not deploy it; Deploy (or the reconcile loop) does.
 func PutApp(ctx context.Context, st storage.Storage, name string, pkg []byte) (*manifest.Manifest, string, error) {
-	if !storage.ValidName(name) || strings.ContainsAny(name, ":@") {
+	if !appstore.ValidName(name) {
 		return nil, "", wire.Errorf(wire.CodeBadRequest, "invalid app name %q", name)
 	}
-	raw, err := archive.ReadFile(bytes.NewReader(pkg), "manifest.json", manifest.MaxSize)
-	if err != nil {
-		return nil, "", fmt.Errorf("package: %w", err)
-	}
-	m, err := ParseManifest(raw)
+	up, err := appstore.New(st, appstore.Options{Validate: ValidatePackage}).Put(ctx, name, pkg)
 	if err != nil {
 		return nil, "", err
 	}
-	// Unpack once into a scratch folder: a hostile package is refused
-	// before it is stored, not when a node deploys it.
-	scratch, err := os.MkdirTemp("", "cocaine-check-")
-	if err != nil {
-		return nil, "", err
-	}
-	defer os.RemoveAll(scratch)
-	if err := archive.Unpack(bytes.NewReader(pkg), scratch, archive.DefaultLimits()); err != nil {
-		return nil, "", fmt.Errorf("package: %w", err)
-	}
-	// Versions are increasing numbers: the upload time, or one past the
-	// stored version should a clock step back.
-	v := time.Now().UnixNano()
-	if old, err := st.Stat(ctx, storage.NSApps, name); err == nil {
-		if ov, perr := strconv.ParseInt(old.Meta["version"], 10, 64); perr == nil && ov >= v {
-			v = ov + 1
-		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, "", err
-	}
-	version := strconv.FormatInt(v, 10)
-	compact := new(bytes.Buffer)
-	_ = json.Compact(compact, raw)
-	meta := storage.Meta{"version": version, "manifest": compact.String(), "uploaded": time.Now().UTC().Format(time.RFC3339)}
-	if err := st.Put(ctx, storage.NSApps, name, meta, bytes.NewReader(pkg)); err != nil {
-		return nil, "", err
-	}
-	return m, version, nil
+	return up.Manifest, up.Version, nil
+}
+
+// ValidatePackage refuses a package whose manifest this node could not run
+// or that is hostile, before it is stored rather than at deploy.
+func ValidatePackage(pkg []byte) (*manifest.Manifest, error) {
+	return appstore.CheckPackage(ParseManifest, archive.DefaultLimits(), "")(pkg)
 }

@@ -45,8 +45,14 @@ func (f *Front) Listen() (httpL, fcgiL net.Listener, err error) {
 // Serve serves the listeners (either may be nil) until ctx ends, then
 // shuts down gracefully.
 func (f *Front) Serve(ctx context.Context, httpL, fcgiL net.Listener) error {
-	hs := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	fs := &fastcgi.Server{Handler: f, Logger: f.log}
+	return f.ServeHandler(ctx, f, httpL, fcgiL)
+}
+
+// ServeHandler is Serve with h in place of the front, for a handler that
+// wraps it (the REST API serves its own paths and hands the rest on).
+func (f *Front) ServeHandler(ctx context.Context, h http.Handler, httpL, fcgiL net.Listener) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	fs := &fastcgi.Server{Handler: h, Logger: f.log}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	if httpL != nil {

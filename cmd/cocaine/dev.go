@@ -68,6 +68,10 @@ func runDev(args []string) int {
 		Dealer: gateway.FileConfig{Discovery: []string{"static:" + *announce}}}
 	gw.Dealer.Default()
 	gw.Front.Default()
+	if err := devAPI(ctx, &gw.API, st, node, abs); err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
 	frontErr := make(chan error, 1)
 	go func() {
 		if *httpAddr == "" && *fcgiAddr == "" {

@@ -16,6 +16,7 @@ import (
 type gatewayConfig struct {
 	Dealer gateway.FileConfig `toml:"dealer"`
 	Front  fcgiproxy.Config   `toml:"front"`
+	API    apiConfig          `toml:"api"` // the REST API (app_api.go)
 }
 
 func loadGatewayConfig(path string) (*gatewayConfig, error) {
@@ -76,10 +77,15 @@ func serveFront(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
+	h, closeAPI, err := mountAPI(ctx, &cfg.API, d, front, log)
+	if err != nil {
+		return err
+	}
+	defer closeAPI()
 	httpL, fcgiL, err := front.Listen()
 	if err != nil {
 		return err
 	}
 	log.Info("front listening", "http", cfg.Front.HTTP, "fastcgi", cfg.Front.FastCGI, "discovery", cfg.Dealer.Discovery)
-	return front.Serve(ctx, httpL, fcgiL)
+	return front.ServeHandler(ctx, h, httpL, fcgiL)
 }

@@ -18,9 +18,10 @@ var commands = map[string]command{
 	"gateway": {runGateway, "run the front, HTTP and FastCGI, with the dealer (-c configs/gateway.toml)"},
 	"call":    {runCall, "send one request: cocaine call APP/EVENT [DATA]"},
 	"info":    {runInfo, "show the nodes, apps, pools and queues"},
+	"app":     {runApp, "manage apps through the REST API: upload, list, info, logs, ... (app -h)"},
 }
 
-var order = []string{"dev", "engine", "gateway", "call", "info"}
+var order = []string{"dev", "engine", "gateway", "call", "info", "app"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: cocaine COMMAND [flags]\n\ncommands:\n")

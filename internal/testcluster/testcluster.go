@@ -80,6 +80,7 @@ type Options struct {
 	Apps    []string // example folders under examples/, or absolute paths of app folders, to deploy
 	Front   bool     // run the HTTP and FastCGI front too
 	Args    []string // more flags for `cocaine dev`
+	Env     []string // more environment for `cocaine dev` (KEY=VALUE), e.g. COCAINE_TOKEN
 	Verbose bool
 }
 
@@ -119,6 +120,9 @@ func StartNode(t testing.TB, o Options) *Node {
 	}
 	n.cmd = exec.Command(bin, append(args, o.Args...)...)
 	n.cmd.Dir = Root() // the sandboxes find this checkout from here
+	if len(o.Env) > 0 {
+		n.cmd.Env = append(os.Environ(), o.Env...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {

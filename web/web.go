@@ -1,0 +1,189 @@
+// Package web is the platform's REST API (under /api/v1) and its
+// Prometheus metrics (/metrics), served on the front's listeners beside
+// the apps: Mount puts it in front of the front's handler.
+//
+// Writes (upload, remove, start, stop, rollback) need a bearer token from
+// Config.Tokens; reads are open unless Config.PrivateReads is set, like the
+// dealer's own announces, which anyone who can reach a node may read.
+// docs/api.md is the reference; /api/v1/openapi.json describes the same.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/cocaine-cloud/cocaine/engine/appstore"
+	"github.com/cocaine-cloud/cocaine/internal/wire"
+)
+
+// Config configures the API. The zero Config plus Default is usable, but
+// refuses every write until a token is set.
+type Config struct {
+	// Tokens may write (upload, remove, start, stop, rollback), sent as
+	// "Authorization: Bearer TOKEN". No tokens: every write is refused.
+	// Commands add COCAINE_TOKEN from the environment.
+	Tokens []string `toml:"tokens"`
+	// MaxUpload bounds an upload's request body in bytes; 413 past it.
+	// Default 64 MiB.
+	MaxUpload int64 `toml:"max-upload"`
+	// PrivateReads makes reads need a token too. Default false: reads are
+	// open. /metrics stays open either way.
+	PrivateReads bool `toml:"private-reads"`
+	// FollowPoll is how often a followed log is re-read. Default "250ms".
+	FollowPoll time.Duration `toml:"-"`
+}
+
+// DefaultMaxUpload is Config.MaxUpload's default.
+const DefaultMaxUpload = 64 << 20
+
+// Default fills unset fields.
+func (c *Config) Default() {
+	if c.MaxUpload == 0 {
+		c.MaxUpload = DefaultMaxUpload
+	}
+	if c.FollowPoll == 0 {
+		c.FollowPoll = 250 * time.Millisecond
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxUpload < 0 {
+		errs = append(errs, errors.New("max-upload: negative"))
+	}
+	for i, t := range c.Tokens {
+		if strings.TrimSpace(t) == "" {
+			errs = append(errs, fmt.Errorf("tokens[%d]: empty", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NodeLister is the dealer as the API uses it: the live nodes and what
+// they run.
+type NodeLister interface {
+	Nodes() []wire.NodeInfo
+}
+
+// Options are what the API works with.
+type Options struct {
+	// Store holds the apps. Required.
+	Store *appstore.Store
+	// Nodes lists the live nodes; nil shows none.
+	Nodes NodeLister
+	// Changed is called after an app was uploaded, removed, stopped,
+	// started or rolled back, so that a local engine can reconcile at once
+	// instead of at its next interval. May be nil.
+	Changed func(app string)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg     Config
+	store   *appstore.Store
+	nodes   NodeLister
+	changed func(string)
+	log     *slog.Logger
+	metrics *metrics
+	router  chi.Router
+	tokens  [][32]byte
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// New makes the API.
+func New(cfg Config, o Options) (*Server, error) {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil {
+		return nil, errors.New("web: no app store")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Changed == nil {
+		o.Changed = func(string) {}
+	}
+	s := &Server{cfg: cfg, store: o.Store, nodes: o.Nodes, changed: o.Changed,
+		log: o.Logger.With("component", "api"), metrics: newMetrics(), done: make(chan struct{})}
+	for _, t := range cfg.Tokens {
+		s.tokens = append(s.tokens, digest(t))
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Handles reports whether path belongs to the API rather than to an app.
+func Handles(path string) bool {
+	return path == "/metrics" || path == "/api" || strings.HasPrefix(path, "/api/")
+}
+
+// Mount returns a handler that serves the API's paths (Handles) and hands
+// every other request to front. An app named "api" or "metrics" is thus
+// not reachable as /APP/EVENT; uploads refuse those names.
+func (s *Server) Mount(front http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Handles(r.URL.Path) {
+			s.ServeHTTP(w, r)
+			return
+		}
+		front.ServeHTTP(w, r)
+	})
+}
+
+// Close ends the log streams being followed, so that a server shutdown
+// does not wait for clients that would follow forever.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
+
+// reserved are names the front routes to the API, or will (ui).
+var reserved = map[string]bool{"api": true, "metrics": true, "ui": true}
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.instrument, s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path, nil)
+	})
+	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Get("/openapi.json", serveOpenAPI)
+		r.Group(func(r chi.Router) {
+			if s.cfg.PrivateReads {
+				r.Use(s.requireToken)
+			}
+			r.Get("/apps", s.listApps)
+			r.Get("/apps/{name}", s.appInfo)
+			r.Get("/apps/{name}/logs", s.logs)
+			r.Get("/apps/{name}/crashlogs", s.crashes)
+			r.Get("/apps/{name}/crashlogs/{key}", s.crashLog)
+			r.Get("/nodes", s.listNodes)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireToken)
+			r.Put("/apps/{name}", s.upload)
+			r.Delete("/apps/{name}", s.remove)
+			r.Post("/apps/{name}/start", s.start)
+			r.Post("/apps/{name}/stop", s.stop)
+			r.Post("/apps/{name}/rollback", s.rollback)
+		})
+	})
+	return r
+}
