@@ -204,3 +204,70 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Proc is a process a test started: stopped with SIGTERM (then SIGKILL)
+// at the end, its output shown if the test failed.
+type Proc struct {
+	cmd *exec.Cmd
+	log *syncBuffer
+}
+
+// Start runs the cocaine binary with args from the repository root.
+func Start(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	return StartCmd(t, exec.Command(Binary(t), args...))
+}
+
+// StartCmd runs cmd in its own process group.
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p := &Proc{cmd: cmd, log: &syncBuffer{}}
+	if cmd.Dir == "" {
+		cmd.Dir = Root()
+	}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%v output:\n%s", cmd.Args, p.log.String())
+		}
+	})
+	return p
+}
+
+// Log returns what the process printed so far.
+func (p *Proc) Log() string { return p.log.String() }
+
+// FerretDB builds (once, cached by scripts/ferretdb.sh) and starts a
+// MongoDB-wire server on a free loopback port for the test, and returns
+// its mongodb:// URI (without a database).
+func FerretDB(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("bash", filepath.Join(Root(), "scripts", "ferretdb.sh")).Output()
+	if err != nil {
+		t.Fatalf("building FerretDB with scripts/ferretdb.sh: %v", err)
+	}
+	bin := strings.TrimSpace(string(out))
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	StartCmd(t, exec.Command(bin, "-listen", addr, "-dir", t.TempDir()))
+	Eventually(t, 60*time.Second, "FerretDB to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "mongodb://" + addr
+}
