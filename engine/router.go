@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"syscall"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -17,11 +15,11 @@ import (
 )
 
 // router serves the node's ROUTER endpoint on one goroutine; answers from
-// the pools' goroutines reach it through a mailbox.
+// the pools' goroutines reach it through the loop's queue.
 type router struct {
 	n       *Node
 	sock    *zmq.Socket
-	replies *zmqbox.Mailbox
+	replies *zmqbox.Loop
 
 	mu       sync.Mutex
 	inflight map[string]*request // identity + id → request, for cancels
@@ -39,7 +37,7 @@ func newRouter(n *Node) (*router, error) {
 		sock.Close()
 		return nil, fmt.Errorf("engine: bind %s: %w", n.cfg.Listen, err)
 	}
-	box, err := zmqbox.New(4096)
+	box, err := zmqbox.NewLoop(sock, 65536)
 	if err != nil {
 		sock.Close()
 		return nil, err
@@ -47,48 +45,9 @@ func newRouter(n *Node) (*router, error) {
 	return &router{n: n, sock: sock, replies: box, inflight: map[string]*request{}}, nil
 }
 
-func (r *router) close() {
-	r.replies.Close()
-	r.sock.Close()
-}
+func (r *router) close() { r.sock.Close() }
 
-func (r *router) serve(ctx context.Context) {
-	poller := zmq.NewPoller()
-	poller.Add(r.sock, zmq.POLLIN)
-	poller.Add(r.replies.Socket(), zmq.POLLIN)
-	for ctx.Err() == nil {
-		polled, err := poller.Poll(200 * time.Millisecond) // to notice ctx
-		if err != nil {
-			if errors.Is(zmq.AsErrno(err), zmq.Errno(syscall.EINTR)) {
-				continue
-			}
-			r.n.log.Error("router poll", "err", err)
-			return
-		}
-		for _, p := range polled {
-			switch p.Socket {
-			case r.sock:
-				r.drainRequests()
-			case r.replies.Socket():
-				r.replies.Drain(1024, func(msg [][]byte) {
-					if _, err := r.sock.SendMessageDontwait(msg); err != nil {
-						r.n.log.Debug("reply dropped", "err", err)
-					}
-				})
-			}
-		}
-	}
-}
-
-func (r *router) drainRequests() {
-	for range 256 { // bounded, so replies are not starved
-		msg, err := r.sock.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			return
-		}
-		r.handle(msg)
-	}
-}
+func (r *router) serve(ctx context.Context) { r.replies.Run(ctx, r.handle) }
 
 func (r *router) send(identity []byte, h *wire.Header, data []byte, withData bool) {
 	hdr, err := wire.AppendHeader(nil, h)
@@ -100,7 +59,7 @@ func (r *router) send(identity []byte, h *wire.Header, data []byte, withData boo
 	if withData {
 		frames = append(frames, data)
 	}
-	if _, err := r.sock.SendMessageDontwait(frames); err != nil {
+	if err := r.replies.Send(frames); err != nil {
 		r.n.log.Debug("reply dropped", "err", err)
 	}
 }

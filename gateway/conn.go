@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -47,7 +45,8 @@ type Event struct {
 type Conn struct {
 	endpoint string
 	sock     *zmq.Socket
-	box      *zmqbox.Mailbox
+	box      *zmqbox.Loop
+	stop     context.CancelFunc
 	prefix   string
 	seq      atomic.Uint64
 
@@ -72,55 +71,26 @@ func Dial(endpoint string) (*Conn, error) {
 		sock.Close()
 		return nil, fmt.Errorf("gateway: connect %s: %w", endpoint, err)
 	}
-	box, err := zmqbox.New(4096)
+	box, err := zmqbox.NewLoop(sock, 65536)
 	if err != nil {
 		sock.Close()
 		return nil, err
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{endpoint: endpoint, sock: sock, box: box, prefix: hex.EncodeToString(b[:]) + "-",
-		streams: map[string]*Stream{}, done: make(chan struct{})}
-	go c.loop()
+		streams: map[string]*Stream{}, done: make(chan struct{}), stop: cancel}
+	go func() {
+		defer close(c.done)
+		box.Run(ctx, c.dispatch)
+		sock.Close()
+	}()
 	return c, nil
 }
 
 // Endpoint is the node endpoint this Conn talks to.
 func (c *Conn) Endpoint() string { return c.endpoint }
-
-func (c *Conn) loop() {
-	defer close(c.done)
-	poller := zmq.NewPoller()
-	poller.Add(c.sock, zmq.POLLIN)
-	poller.Add(c.box.Socket(), zmq.POLLIN)
-	for {
-		polled, err := poller.Poll(100 * time.Millisecond)
-		if err != nil && !errors.Is(zmq.AsErrno(err), zmq.Errno(syscall.EINTR)) {
-			break
-		}
-		for _, p := range polled {
-			if p.Socket == c.sock {
-				for range 1024 {
-					msg, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
-					if err != nil {
-						break
-					}
-					c.dispatch(msg)
-				}
-			} else {
-				c.box.Drain(1024, func(msg [][]byte) { _, _ = c.sock.SendMessageDontwait(msg) })
-			}
-		}
-		c.mu.Lock()
-		closed := c.closed
-		c.mu.Unlock()
-		if closed {
-			break
-		}
-	}
-	c.box.Close()
-	c.sock.Close()
-}
 
 func (c *Conn) dispatch(msg [][]byte) {
 	var h wire.Header
@@ -226,6 +196,7 @@ func (c *Conn) Close() error {
 	for _, s := range streams {
 		s.fail(ErrClosed)
 	}
+	c.stop()
 	<-c.done
 	return nil
 }
