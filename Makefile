@@ -41,9 +41,13 @@ fuzz:
 	  done; \
 	done
 
+# Numbers and method: docs/benchmarks.md. Takes about 7 minutes; run it on
+# an otherwise idle machine.
 bench: build
 	@scripts/deps.sh bench
-	$(GO) test -run='^$$' -bench=. -benchtime=3s ./engine/
+	$(GO) test -run='^$$' -bench=RoundTrip -benchtime=20000x ./engine/
+	$(GO) test -run='^$$' -bench=SmartVsRoundRobin -benchtime=4000x ./gateway/
+	bench/run.sh
 
 clean:
 	rm -rf bin var

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Throughput and latency of cocaine behind nginx against the baselines it
+# replaces, with the method of /work/shared/reference/machine.md §4: one
+# nginx (2 workers, no access log, upstreams on Unix sockets), wrk with one
+# thread and 32 connections, a warm-up before every measurement, rounds in
+# which every configuration takes its turn, medians reported.
+#
+#   a   nginx fastcgi_pass (keepalive) → cocaine → Go slave, examples/echo as shipped
+#   a32 the same app with "concurrency": 32 (one slave takes all 32 requests at once)
+#   b   nginx proxy_pass (keepalive) → bare net/http, the same answer (bench/hello)
+#   c   nginx fastcgi_pass → uWSGI --fastcgi-socket, 2 processes, examples/wsgi-hello/app.py
+#   d   nginx fastcgi_pass (keepalive) → cocaine → Python slaves, examples/wsgi-hello
+#   e   nginx uwsgi_pass → uWSGI, 2 processes, examples/wsgi-hello/app.py
+#   fc  nginx fastcgi_pass (keepalive) → cocaine → examples/flask, its index page
+#   fu  nginx uwsgi_pass → uWSGI, 2 processes, examples/flask/app.py, the same page
+#
+# The cocaine site is configs/nginx.conf itself, its upstream pointed at a
+# Unix socket. Installs nothing: `make bench` runs scripts/deps.sh bench
+# first. Everything listens on loopback or a Unix socket, and everything
+# started here is stopped on exit.
+#
+# Environment: PORT (18100: uses PORT+1..PORT+7 and PORT+90..91),
+# DURATION (10s), WARMUP (2s), ROUNDS (3), CONNS (32), THREADS (1),
+# CONFIGS (all, e.g. "a b"), RAW (unset: when set, every run is appended
+# there as TSV), WRK_OUT (unset: a folder for wrk's whole output of every
+# run), NGINX, WRK, UWSGI.
+set -euo pipefail
+
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-wrk}
+UWSGI=${UWSGI:-uwsgi}
+PORT=${PORT:-18100}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+CONFIGS=${CONFIGS:-a a32 b c d e fc fu}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$NGINX" ] || { echo "nginx not found at $NGINX (scripts/deps.sh bench installs it)" >&2; exit 1; }
+for t in "$WRK" "$UWSGI" curl go; do
+	command -v "$t" >/dev/null || { echo "$t not found (scripts/deps.sh bench installs wrk and uwsgi)" >&2; exit 1; }
+done
+[ -f /usr/lib/uwsgi/plugins/python3_plugin.so ] || { echo "uwsgi-plugin-python3 is not installed" >&2; exit 1; }
+
+port_cocaine=$((PORT + 1)) port_b=$((PORT + 2)) port_c=$((PORT + 3)) port_e=$((PORT + 5)) port_fu=$((PORT + 7))
+engine_port=$((PORT + 90))
+for p in $port_cocaine $port_b $port_c $port_e $port_fu $engine_port $((engine_port + 1)); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		echo "port $p is taken: set PORT to another base" >&2
+		exit 1
+	fi
+done
+
+# Short: Unix socket paths are limited to 108 bytes.
+tmp=$(mktemp -d /tmp/cocaine-bench.XXXXXX)
+# nginx workers run as nobody and must reach the sockets in here.
+chmod 755 "$tmp"
+pids=()   # plain processes
+groups=() # process groups: cocaine dev and its slaves
+cleanup() {
+	[ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
+	for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	# cocaine dev stops its slaves itself; give it the time to, then make sure.
+	for _ in $(seq 100); do
+		alive=0
+		for g in "${groups[@]}" "${pids[@]}"; do kill -0 "$g" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building bin/cocaine and bench/hello" >&2
+(cd "$root" && go build -o bin/cocaine ./cmd/cocaine && go build -o "$tmp/hello" ./bench/hello)
+
+# The apps: the examples as they are, plus echo with a concurrent slave.
+mkdir -p "$tmp/apps"
+for a in echo wsgi-hello flask; do cp -r "$root/examples/$a" "$tmp/apps/$a"; done
+cp -r "$root/examples/echo" "$tmp/apps/echo32"
+cat >"$tmp/apps/echo32/manifest.json" <<'JSON'
+{ "type": "go",
+  "engine": { "pool-limit": 1, "concurrency": 32, "queue-limit": 1000 },
+  "drivers": { "http": { "type": "native-server", "emit": "http" } } }
+JSON
+
+setsid "$root/bin/cocaine" dev --data "$tmp/data" --apps "$tmp/apps" \
+	--listen "tcp://127.0.0.1:$engine_port" --announce "tcp://127.0.0.1:$((engine_port + 1))" \
+	--announce-interval 200ms --http "" --fastcgi "unix:$tmp/cocaine.sock" >"$tmp/cocaine.log" 2>&1 &
+groups+=($!)
+cocaine_pid=$!
+
+"$tmp/hello" -socket "$tmp/hello.sock" 2>"$tmp/hello.log" &
+pids+=($!)
+hello_pid=$!
+
+start_uwsgi() { # name, socket option, app dir, extra options
+	local name=$1 sockopt=$2 dir=$3
+	shift 3
+	"$UWSGI" --plugin python3 --master --die-on-term --need-app --processes 2 "$sockopt" "$tmp/$name.sock" \
+		--chmod-socket=666 --chdir "$dir" --wsgi-file app.py --disable-logging "$@" >"$tmp/$name.log" 2>&1 &
+	pids+=($!)
+}
+start_uwsgi uwsgi-fcgi --fastcgi-socket "$root/examples/wsgi-hello"
+uwsgi_fcgi_pid=$!
+start_uwsgi uwsgi --socket "$root/examples/wsgi-hello"
+uwsgi_pid=$!
+start_uwsgi uwsgi-flask --socket "$root/examples/flask" --callable app
+uwsgi_flask_pid=$!
+
+mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
+site=$(sed -e "s|server 127.0.0.1:9000;|server unix:$tmp/cocaine.sock;|" \
+	-e "s|listen 80;|listen 127.0.0.1:$port_cocaine;|" "$root/configs/nginx.conf")
+grep -q "unix:$tmp/cocaine.sock" <<<"$site" || { echo "configs/nginx.conf: upstream 127.0.0.1:9000 not found" >&2; exit 1; }
+cat >"$tmp/nginx/nginx.conf" <<CONF
+worker_processes 2;
+pid nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body; proxy_temp_path tmp/proxy; fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi; scgi_temp_path tmp/scgi;
+    keepalive_requests 100000;
+
+    # a, a32, d, fc: the shipped site (configs/nginx.conf)
+$site
+
+    # b
+    upstream hello_keep { server unix:$tmp/hello.sock; keepalive 32; }
+    server { listen 127.0.0.1:$port_b;
+        location / { proxy_pass http://hello_keep; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+    # c: uWSGI's FastCGI mode has no persistent connections
+    server { listen 127.0.0.1:$port_c;
+        location / { include /etc/nginx/fastcgi_params; fastcgi_pass unix:$tmp/uwsgi-fcgi.sock; } }
+    # e
+    server { listen 127.0.0.1:$port_e;
+        location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:$tmp/uwsgi.sock; } }
+    # fu
+    server { listen 127.0.0.1:$port_fu;
+        location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:$tmp/uwsgi-flask.sock; } }
+}
+CONF
+"$NGINX" -t -q -p "$tmp/nginx/" -e logs/error.log -c nginx.conf
+"$NGINX" -p "$tmp/nginx/" -e logs/error.log -c nginx.conf
+
+declare -A url want backend label
+url[a]="http://127.0.0.1:$port_cocaine/echo/http/"
+url[a32]="http://127.0.0.1:$port_cocaine/echo32/http/"
+url[b]="http://127.0.0.1:$port_b/"
+url[c]="http://127.0.0.1:$port_c/"
+url[d]="http://127.0.0.1:$port_cocaine/wsgi-hello/http/"
+url[e]="http://127.0.0.1:$port_e/"
+url[fc]="http://127.0.0.1:$port_cocaine/flask/http/"
+url[fu]="http://127.0.0.1:$port_fu/"
+label[a]="nginx → cocaine → Go (echo as shipped)"
+label[a32]="nginx → cocaine → Go (concurrency 32)"
+label[b]="nginx proxy_pass → bare Go net/http"
+label[c]="nginx fastcgi → uWSGI, WSGI hello"
+label[d]="nginx → cocaine → Python, WSGI hello"
+label[e]="nginx uwsgi → uWSGI, WSGI hello"
+label[fc]="nginx → cocaine → Flask"
+label[fu]="nginx uwsgi → uWSGI → Flask"
+for k in a a32 b; do want[$k]="GET /"; done
+for k in c d e; do want[$k]="Hello, World!"; done
+for k in fc fu; do want[$k]="<h1>Flask on cocaine</h1>"; done
+backend[a]=$cocaine_pid backend[a32]=$cocaine_pid backend[d]=$cocaine_pid backend[fc]=$cocaine_pid
+backend[b]=$hello_pid backend[c]=$uwsgi_fcgi_pid backend[e]=$uwsgi_pid backend[fu]=$uwsgi_flask_pid
+
+# Every backend answers what it should before anything is measured; the
+# Go apps are compiled at deploy, which takes a while on a cold cache.
+for k in $CONFIGS; do
+	[ -n "${url[$k]:-}" ] || { echo "unknown config $k (have: a a32 b c d e fc fu)" >&2; exit 1; }
+	ok=0
+	for _ in $(seq 1800); do
+		if body=$(curl -sf --max-time 5 "${url[$k]}") && grep -qF "${want[$k]}" <<<"$body"; then ok=1; break; fi
+		sleep 0.1
+	done
+	if [ $ok = 0 ]; then
+		echo "$k: ${url[$k]} did not answer ${want[$k]} within 3 minutes" >&2
+		tail -n 30 "$tmp"/*.log "$tmp/nginx/logs/error.log" >&2
+		exit 1
+	fi
+done
+
+# CPU time of a process and all its descendants, in clock ticks: the
+# cost per request behind nginx, which other load on the machine shifts
+# far less than requests/s.
+tree_ticks() {
+	# Processes come and go while cat reads: a vanished one is no error.
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^\([0-9]*\) (.*) /\1 /' | awk -v root="$1" '
+		{ ppid[$1] = $3; t[$1] = $13 + $14 }
+		END { for (p in t) { q = p; while (q != root && q > 1 && (q in ppid)) q = ppid[q]; if (q == root) s += t[p] }; print s + 0 }'
+}
+hz=$(getconf CLK_TCK)
+to_ms() { # wrk's "812.00us", "1.20ms", "2.01s"
+	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+
+declare -A rps p50 p99 cpu errs
+cfgs=($CONFIGS)
+echo "# $(date -u +%FT%TZ) $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION --latency, warm-up $WARMUP, $ROUNDS rounds" 
+for r in $(seq "$ROUNDS"); do
+	echo "round $r: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	# Each round starts one configuration later, so none always runs
+	# first (after the idle gap) or last.
+	n=${#cfgs[@]}
+	for i in $(seq 0 $((n - 1))); do
+		k=${cfgs[$(((i + r - 1) % n))]}
+		"$WRK" -t"$THREADS" -c"$CONNS" -d"$WARMUP" "${url[$k]}" >/dev/null
+		t0=$(tree_ticks "${backend[$k]}")
+		out=$("$WRK" -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${url[$k]}")
+		t1=$(tree_ticks "${backend[$k]}")
+		req=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+		l50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+		l99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+		total=$(awk '/requests in/ { print $1 }' <<<"$out")
+		us=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$total" 'BEGIN { if (n > 0) printf "%.0f", t / hz / n * 1e6 }')
+		e=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';' || true)
+		rps[$k]+="$req " p50[$k]+="$l50 " p99[$k]+="$l99 " cpu[$k]+="$us "
+		[ -n "$e" ] && errs[$k]+="r$r:$e "
+		printf '  %-4s %-40s %8s req/s  p50 %7s ms  p99 %7s ms  %5s µs CPU/req %s\n' "$k" "${label[$k]}" "$req" "$l50" "$l99" "$us" "$e"
+		[ -n "${WRK_OUT:-}" ] && mkdir -p "$WRK_OUT" && printf '%s\n' "$out" >"$WRK_OUT/r$r-$k.txt"
+		[ -n "${RAW:-}" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$k" "$req" "$l50" "$l99" "$us" "$e" >>"$RAW"
+	done
+done
+echo "after: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A med
+echo
+printf '| config | path | req/s (runs) | median req/s | p50 ms | p99 ms | backend CPU µs/req |\n'
+printf '| --- | --- | --- | ---: | ---: | ---: | ---: |\n'
+for k in $CONFIGS; do
+	med[$k]=$(median "${rps[$k]}")
+	runs=$(tr -s ' ' '\n' <<<"${rps[$k]}" | grep -v '^$' | paste -sd'/' | sed 's|/| / |g')
+	printf '| %s | %s | %s | **%s** | %s | %s | %s |\n' "$k" "${label[$k]}" "$runs" "${med[$k]}" \
+		"$(median "${p50[$k]}")" "$(median "${p99[$k]}")" "$(median "${cpu[$k]}")"
+done
+for k in $CONFIGS; do
+	[ -n "${errs[$k]:-}" ] && echo "errors in $k: ${errs[$k]}"
+done
+echo
+ratio() { # name, numerator, denominator, goal ("" for none)
+	[ -n "${med[$2]:-}" ] && [ -n "${med[$3]:-}" ] || return 0
+	awk -v a="${med[$2]}" -v b="${med[$3]}" -v g="$4" -v n="$1" 'BEGIN {
+		r = a / b; printf "%-50s %5.2f", n, r
+		if (g != "") printf "   goal >= %s: %s", g, (r >= g + 0 ? "met" : "NOT met")
+		printf "\n" }'
+}
+ratio "(a)/(b)   cocaine Go / bare Go" a b 0.7
+ratio "(a32)/(b) cocaine Go, concurrency 32 / bare Go" a32 b 0.7
+ratio "(d)/(c)   cocaine Python / uWSGI FastCGI" d c 1.0
+ratio "(d)/(e)   cocaine Python / uWSGI native" d e 1.0
+ratio "(fc)/(fu) cocaine Flask / uWSGI Flask" fc fu ""
+if grep -q '\[error\]' "$tmp/nginx/logs/error.log"; then
+	echo "nginx errors:" >&2
+	grep '\[error\]' "$tmp/nginx/logs/error.log" | head >&2
+fi
