@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,20 +15,13 @@ import (
 
 	"github.com/cocaine-cloud/cocaine/engine/archive"
 	"github.com/cocaine-cloud/cocaine/gateway"
+	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 	"github.com/cocaine-cloud/cocaine/storage"
 	"github.com/cocaine-cloud/cocaine/storage/files"
 )
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = testcluster.FreePort
 
 type testNode struct {
 	*Node

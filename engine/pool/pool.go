@@ -306,19 +306,30 @@ func newID() string {
 
 // expire fires at a job's deadline.
 func (p *Pool) expire(j *Job) {
+	p.endEarly(j, false, wire.CodeDeadline, "deadline passed while queued", "deadline passed while running")
+}
+
+// endEarly ends a job before its answer: a queued one leaves the queue, a
+// running one is abandoned on its slave. onlyOwned skips a job that
+// another pool holds now (handed over by a redeploy).
+func (p *Pool) endEarly(j *Job, onlyOwned bool, code wire.Code, queuedMsg, runningMsg string) {
 	p.mu.Lock()
+	if onlyOwned && j.owner.Load() != p {
+		p.mu.Unlock()
+		return
+	}
 	switch j.state {
 	case jobQueued:
 		p.queue.Remove(j.elem)
 		j.elem = nil
 		p.stats.Failed++
-		o := j.finish(wire.CodeDeadline, "deadline passed while queued")
+		o := j.finish(code, queuedMsg)
 		p.mu.Unlock()
 		o.deliver()
 	case jobRunning:
 		session := j.session
 		p.mu.Unlock()
-		p.abandon(j, session, wire.CodeDeadline, "deadline passed while running")
+		p.abandon(j, session, code, runningMsg)
 	default:
 		p.mu.Unlock()
 	}
@@ -444,26 +455,7 @@ func (p *Pool) checkEmpty() {
 // Cancel ends a job whose caller went away: a queued job leaves the
 // queue, a running one is cancelled on its slave.
 func (p *Pool) Cancel(j *Job) {
-	p.mu.Lock()
-	if j.owner.Load() != p {
-		p.mu.Unlock()
-		return
-	}
-	switch j.state {
-	case jobQueued:
-		p.queue.Remove(j.elem)
-		j.elem = nil
-		p.stats.Failed++
-		o := j.finish(wire.CodeBadRequest, "cancelled by the caller")
-		p.mu.Unlock()
-		o.deliver()
-	case jobRunning:
-		session := j.session
-		p.mu.Unlock()
-		p.abandon(j, session, wire.CodeBadRequest, "cancelled by the caller")
-	default:
-		p.mu.Unlock()
-	}
+	p.endEarly(j, true, wire.CodeBadRequest, "cancelled by the caller", "cancelled by the caller")
 }
 
 // Handoff stops the pool taking jobs and gives back its queued ones,
