@@ -114,7 +114,10 @@ func TestKillOneOfThreeUnderLoadLosesNothing(t *testing.T) {
 	}
 	time.Sleep(time.Second) // load runs on all three
 	engines[1].Kill9()
+	killed := time.Now()
 	eventually(t, 10*time.Second, "the dealer to drop the dead node", func() bool { return d.Routes()["echo/sleep"] == 2 })
+	// The broken connection tells first; silence would take 3 × 200 ms.
+	t.Logf("dead node dropped %v after kill -9", time.Since(killed).Round(time.Millisecond))
 	before := ok.Load()
 	eventually(t, 10*time.Second, "progress on the survivors", func() bool { return ok.Load() > before+50 })
 

@@ -59,7 +59,10 @@ type Conn struct {
 // Dial connects to a node endpoint such as tcp://127.0.0.1:5000. ZeroMQ
 // connects in the background: a node that is not up yet is reached once
 // it is.
-func Dial(endpoint string) (*Conn, error) {
+func Dial(endpoint string) (*Conn, error) { return dial(endpoint, nil) }
+
+// dial is Dial that also calls gone whenever the connection drops.
+func dial(endpoint string, gone func()) (*Conn, error) {
 	sock, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
 		return nil, err
@@ -76,6 +79,13 @@ func Dial(endpoint string) (*Conn, error) {
 		sock.Close()
 		return nil, err
 	}
+	monStop := make(chan struct{})
+	if gone != nil {
+		if err := watchDisconnects(sock, monStop, gone); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("gateway: monitor %s: %w", endpoint, err)
+		}
+	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,6 +94,7 @@ func Dial(endpoint string) (*Conn, error) {
 	go func() {
 		defer close(c.done)
 		box.Run(ctx, c.dispatch)
+		close(monStop)
 		sock.Close()
 	}()
 	return c, nil

@@ -81,7 +81,7 @@ func New(cfg Config) (*Dealer, error) {
 			return nil, fmt.Errorf("app %s: %w", app, err)
 		}
 	}
-	d.table = newTable(Dial)
+	d.table = newTable()
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	sub, err := zmq.NewSocket(zmq.SUB)

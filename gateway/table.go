@@ -81,8 +81,15 @@ type table struct {
 	dial    func(endpoint string) (*Conn, error)
 }
 
-func newTable(dial func(string) (*Conn, error)) *table {
-	return &table{nodes: map[string]*node{}, changed: make(chan struct{}), dial: dial}
+func newTable() *table {
+	t := &table{nodes: map[string]*node{}, changed: make(chan struct{})}
+	t.dial = func(endpoint string) (*Conn, error) {
+		return dial(endpoint, func() {
+			// Announces bring a node that only lost its connection back.
+			t.kill(endpoint)
+		})
+	}
+	return t
 }
 
 func (t *table) notify() {
@@ -103,7 +110,7 @@ func (t *table) update(info wire.NodeInfo, now time.Time) error {
 	defer t.mu.Unlock()
 	n := t.nodes[info.Endpoint]
 	if n == nil {
-		c, err := t.dial(info.Endpoint)
+		c, err := t.dial(info.Endpoint) // called with t.mu held: dial must not take it
 		if err != nil {
 			return err
 		}
