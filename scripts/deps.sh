@@ -4,8 +4,8 @@
 # when nothing is missing. Usage: scripts/deps.sh [run|test|bench]
 set -euo pipefail
 
-run_pkgs=(libzmq3-dev pkg-config python3-msgpack)
-test_pkgs=(nginx python3-zmq python3-flask)
+run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask)  # flask: examples/flask
+test_pkgs=(nginx python3-zmq)
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
 
 want=("${run_pkgs[@]}")
