@@ -51,6 +51,7 @@ type Dealer struct {
 	heard   map[string]bool     // announce endpoints that have spoken
 	closed  bool
 	cancel  context.CancelFunc
+	quit    chan struct{} // closed by Close: deliveries stop waiting for readers
 	wg      sync.WaitGroup
 	running sync.WaitGroup // requests in flight
 }
@@ -71,7 +72,7 @@ func New(cfg Config) (*Dealer, error) {
 		cfg.Logger = slog.Default()
 	}
 	d := &Dealer{cfg: cfg, log: cfg.Logger.With("component", "dealer"), bal: map[string]Balancer{},
-		wanted: map[string][]string{}, heard: map[string]bool{}}
+		wanted: map[string][]string{}, heard: map[string]bool{}, quit: make(chan struct{})}
 	var err error
 	if d.def, err = NewBalancer(cfg.DefaultBalancer); err != nil {
 		return nil, err
@@ -241,8 +242,8 @@ func (d *Dealer) balancer(app string) Balancer {
 	return d.def
 }
 
-// Close stops discovery, waits for requests in flight and drops the
-// connections.
+// Close stops discovery and drops the connections; requests in flight end
+// with an error their callers see (if they still read).
 func (d *Dealer) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -251,9 +252,11 @@ func (d *Dealer) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
+	close(d.quit)
 	d.cancel()
 	d.wg.Wait()
-	d.running.Wait()
+	// Closing the connections ends the requests still waiting on a node.
 	d.table.close()
+	d.running.Wait()
 	return nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/internal/wire"
@@ -13,6 +14,8 @@ import (
 type Response struct {
 	ch     chan Event
 	cancel context.CancelFunc
+	closed chan struct{}
+	once   sync.Once
 	ended  bool
 }
 
@@ -34,7 +37,10 @@ func (r *Response) Next(ctx context.Context) (Event, error) {
 
 // Close abandons the request if it has not ended: the dealer cancels it
 // on its node.
-func (r *Response) Close() { r.cancel() }
+func (r *Response) Close() {
+	r.once.Do(func() { close(r.closed) })
+	r.cancel()
+}
 
 // Collect reads the whole answer.
 func (r *Response) Collect(ctx context.Context) ([]byte, error) {
@@ -57,11 +63,11 @@ func (d *Dealer) Send(app, event string, body []byte, p wire.Policy) (*Response,
 	if !p.Deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(context.Background(), p.Deadline)
 	}
-	r := &Response{ch: make(chan Event, 16), cancel: cancel}
+	r := &Response{ch: make(chan Event, 16), cancel: cancel, closed: make(chan struct{})}
 	go func() {
 		defer d.running.Done()
 		defer cancel()
-		(&delivery{d: d, app: app, event: event, body: body, p: p, out: r.ch}).run(ctx)
+		(&delivery{d: d, app: app, event: event, body: body, p: p, out: r.ch, closed: r.closed}).run(ctx)
 	}()
 	return r, nil
 }
@@ -75,6 +81,7 @@ type delivery struct {
 	body       []byte
 	p          wire.Policy
 	out        chan<- Event
+	closed     <-chan struct{} // the caller closed its Response
 	chunked    bool
 }
 
@@ -87,22 +94,27 @@ const (
 	retryPaid                // accepted but lost before a chunk: costs a retry
 )
 
-func (dv *delivery) emit(ctx context.Context, ev Event) bool {
+// emit hands an event to the caller, waiting for a slow reader: every
+// request must end in its answer or an error the caller sees, so only the
+// caller closing the Response stops it (a deadline is noticed between
+// events, never by dropping one).
+func (dv *delivery) emit(ev Event) bool {
+	var quit <-chan struct{}
+	if dv.d != nil {
+		quit = dv.d.quit // the dealer is closing: nobody will read
+	}
 	select {
 	case dv.out <- ev:
 		return true
-	case <-ctx.Done():
+	case <-dv.closed:
+		return false
+	case <-quit:
 		return false
 	}
 }
 
 func (dv *delivery) fail(code wire.Code, format string, args ...any) {
-	// The end is delivered even if the caller's context ended: the
-	// buffered channel holds it unless the caller stopped reading.
-	select {
-	case dv.out <- Event{Kind: EventError, Err: wire.Errorf(code, format, args...)}:
-	default:
-	}
+	dv.emit(Event{Kind: EventError, Err: wire.Errorf(code, format, args...)})
 }
 
 func (dv *delivery) run(ctx context.Context) {
@@ -141,6 +153,9 @@ func (dv *delivery) run(ctx context.Context) {
 				clear(tried)
 			case <-ctx.Done():
 				dv.expired(ctx)
+				return
+			case <-dv.d.quit:
+				dv.fail(wire.CodeUnavailable, "the dealer is closing")
 				return
 			}
 			continue
@@ -254,13 +269,13 @@ func (dv *delivery) deliver(ctx context.Context, n *node, ev Event, start time.T
 	switch ev.Kind {
 	case EventChunk:
 		dv.chunked = true
-		return dv.emit(ctx, ev)
+		return dv.emit(ev)
 	case EventEnd:
 		n.observe(time.Since(start))
-		dv.emit(ctx, ev)
+		dv.emit(ev)
 		return false
 	case EventError:
-		dv.emit(ctx, ev)
+		dv.emit(ev)
 		return false
 	}
 	return true
