@@ -78,6 +78,9 @@ type SandboxConfig struct {
 	Python struct {
 		// Interpreter runs Python apps. Default "/usr/bin/python3".
 		Interpreter string `toml:"interpreter"`
+		// Runtime is the folder of slaves/python. Default: found in this
+		// project's checkout, like the Go sandbox's framework.
+		Runtime string `toml:"runtime"`
 	} `toml:"python"`
 }
 

@@ -70,8 +70,8 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 
 func configureSandboxes(cfg *Config) {
 	sandbox.Register("go", &sandbox.Go{Toolchain: cfg.Sandbox.Go.Toolchain, CacheDir: cfg.CacheDir(), FrameworkDir: cfg.Sandbox.Go.Framework})
-	var runtime string
-	if cfg.Sandbox.Go.Framework != "" {
+	runtime := cfg.Sandbox.Python.Runtime
+	if runtime == "" && cfg.Sandbox.Go.Framework != "" {
 		runtime = filepath.Join(cfg.Sandbox.Go.Framework, "slaves", "python")
 	}
 	sandbox.Register("python", &sandbox.Python{Interpreter: cfg.Sandbox.Python.Interpreter, RuntimeDir: runtime})
