@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -87,92 +88,84 @@ func AppendHeader(dst []byte, h *Header) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-// DecodeHeader parses a header frame.
+// DecodeHeader parses a header frame. It reads typed values one by one
+// and checks every array's length before anything is allocated: a
+// generic decode would trust a length header of four billion elements
+// from seven bytes of input and run the node out of memory.
 func DecodeHeader(b []byte, h *Header) error {
 	*h = Header{}
 	if len(b) > MaxHeader {
 		return fmt.Errorf("%w: header of %d bytes", ErrBadMessage, len(b))
 	}
-	var v []any
-	if err := msgpack.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadMessage, err)
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
+	bad := func(what string, err error) error {
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrBadMessage, what, err)
+		}
+		return fmt.Errorf("%w: %s", ErrBadMessage, what)
 	}
-	if len(v) < 3 {
-		return fmt.Errorf("%w: %d elements", ErrBadMessage, len(v))
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n < 3 || n > 6 {
+		return bad(fmt.Sprintf("header must be an array of 3 to 6 elements (got %d)", n), err)
 	}
-	if ver, ok := asInt(v[0]); !ok || ver != Version {
-		return fmt.Errorf("%w: version %v, want %d", ErrBadMessage, v[0], Version)
+	ver, err := dec.DecodeInt64()
+	if err != nil || ver != Version {
+		return bad(fmt.Sprintf("version %d, want %d", ver, Version), err)
 	}
-	t, ok := asInt(v[1])
-	if !ok {
-		return fmt.Errorf("%w: type %v", ErrBadMessage, v[1])
+	t, err := dec.DecodeUint8()
+	if err != nil {
+		return bad("type", err)
 	}
 	h.Type = MsgType(t)
-	if h.ID, ok = v[2].(string); !ok || h.ID == "" || len(h.ID) > 256 {
-		return fmt.Errorf("%w: id %v", ErrBadMessage, v[2])
-	}
 	want := map[MsgType]int{MsgInvoke: 6, MsgError: 5, MsgInfo: 3, MsgCancel: 3, MsgAck: 3, MsgChunk: 3, MsgChoke: 3, MsgNode: 3}[h.Type]
 	if want == 0 {
-		return fmt.Errorf("%w: unknown type %d", ErrBadMessage, t)
+		return bad(fmt.Sprintf("unknown type %d", t), nil)
 	}
-	if len(v) != want {
-		return fmt.Errorf("%w: type %d has %d elements, want %d", ErrBadMessage, t, len(v), want)
+	if n != want {
+		return bad(fmt.Sprintf("type %d has %d elements, want %d", t, n, want), nil)
+	}
+	if h.ID, err = dec.DecodeString(); err != nil || h.ID == "" || len(h.ID) > 256 {
+		return bad("id must be a string of 1 to 256 bytes", err)
 	}
 	switch h.Type {
 	case MsgInvoke:
-		app, ok1 := v[3].(string)
-		ev, ok2 := v[4].(string)
-		if !ok1 || !ok2 || app == "" || ev == "" {
-			return fmt.Errorf("%w: app and event must be non-empty strings", ErrBadMessage)
+		if h.App, err = dec.DecodeString(); err != nil || h.App == "" {
+			return bad("app must be a non-empty string", err)
 		}
-		h.App, h.Event = app, ev
-		p, ok := v[5].([]any)
-		if !ok || len(p) != 4 {
-			return fmt.Errorf("%w: policy must be [urgent, timeout-ms, deadline-ms, retries]", ErrBadMessage)
+		if h.Event, err = dec.DecodeString(); err != nil || h.Event == "" {
+			return bad("event must be a non-empty string", err)
 		}
-		urgent, ok1 := p[0].(bool)
-		timeout, ok2 := asInt(p[1])
-		deadline, ok3 := asInt(p[2])
-		retries, ok4 := asInt(p[3])
-		if !ok1 || !ok2 || !ok3 || !ok4 || timeout < 0 || deadline < 0 || retries < 0 {
-			return fmt.Errorf("%w: bad policy %v", ErrBadMessage, p)
+		if pn, err := dec.DecodeArrayLen(); err != nil || pn != 4 {
+			return bad("policy must be [urgent, timeout-ms, deadline-ms, retries]", err)
+		}
+		urgent, err1 := dec.DecodeBool()
+		timeout, err2 := dec.DecodeInt64()
+		deadline, err3 := dec.DecodeInt64()
+		retries, err4 := dec.DecodeInt64()
+		// Bounds keep the durations from overflowing: a year of timeout,
+		// a deadline before year 9999.
+		const year, y9999 = 366 * 24 * 3600 * 1000, 253402300799000
+		if err := errors.Join(err1, err2, err3, err4); err != nil || timeout < 0 || timeout > year ||
+			deadline < 0 || deadline > y9999 || retries < 0 || retries > 1<<20 {
+			return bad("bad policy", err)
 		}
 		h.Policy = Policy{Urgent: urgent, Timeout: time.Duration(timeout) * time.Millisecond, Retries: int(retries)}
 		if deadline > 0 {
 			h.Policy.Deadline = time.UnixMilli(deadline)
 		}
 	case MsgError:
-		code, ok1 := asInt(v[3])
-		msg, ok2 := v[4].(string)
-		if !ok1 || !ok2 {
-			return fmt.Errorf("%w: error must be [code, message]", ErrBadMessage)
+		code, err := dec.DecodeInt64()
+		if err != nil || code < 0 || code > 1<<20 {
+			return bad("error code", err)
 		}
-		h.Code, h.Message = Code(code), msg
+		if h.Message, err = dec.DecodeString(); err != nil {
+			return bad("error message", err)
+		}
+		h.Code = Code(code)
+	}
+	if r.Len() != 0 {
+		return bad(fmt.Sprintf("%d trailing bytes", r.Len()), nil)
 	}
 	return nil
-}
-
-func asInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		if n > 1<<62 {
-			return 0, false
-		}
-		return int64(n), true
-	}
-	return 0, false
 }
