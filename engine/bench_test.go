@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 )
 
@@ -30,41 +29,22 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	for _, conc := range []int{1, 32} {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
-			lat := make([]time.Duration, b.N)
-			var next int64
-			var mu sync.Mutex
-			var wg sync.WaitGroup
 			b.ResetTimer()
-			start := time.Now()
-			for range conc {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						mu.Lock()
-						i := next
-						next++
-						mu.Unlock()
-						if i >= int64(b.N) {
-							return
-						}
-						t0 := time.Now()
-						s, err := n.conn.Send("bench", "echo", body, wire.Policy{})
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						out, err := s.Collect(context.Background())
-						if err != nil || len(out) != len(body) {
-							b.Errorf("call: %q %v", out, err)
-							return
-						}
-						lat[i] = time.Since(t0)
-					}
-				}()
-			}
-			wg.Wait()
-			el := time.Since(start)
+			lat, el := testcluster.Load(b.N, conc, func(int) error {
+				s, err := n.conn.Send("bench", "echo", body, wire.Policy{})
+				if err != nil {
+					b.Error(err)
+					return err
+				}
+				out, err := s.Collect(context.Background())
+				if err == nil && len(out) != len(body) {
+					err = fmt.Errorf("answer of %d bytes", len(out))
+				}
+				if err != nil {
+					b.Errorf("call: %q %v", out, err)
+				}
+				return err
+			})
 			b.StopTimer()
 			slices.Sort(lat)
 			b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")

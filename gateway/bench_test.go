@@ -2,10 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,39 +108,21 @@ func BenchmarkSmartVsRoundRobin(b *testing.B) {
 // runLoad sends n requests from benchConcurrency callers and returns each
 // request's latency and the wall time of the whole.
 func runLoad(b *testing.B, d *gateway.Dealer, n int) ([]time.Duration, time.Duration) {
-	lat := make([]time.Duration, n)
-	var mu sync.Mutex
-	next := 0
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range benchConcurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				r, err := d.Send("echo", "sleep", []byte(sleepMS), wire.Policy{Deadline: t0.Add(30 * time.Second)})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if got, err := r.Collect(context.Background()); err != nil || string(got) != "ok" {
-					b.Errorf("echo/sleep: %q %v", got, err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	return lat, time.Since(start)
+	return testcluster.Load(n, benchConcurrency, func(int) error {
+		r, err := d.Send("echo", "sleep", []byte(sleepMS), wire.Policy{Deadline: time.Now().Add(30 * time.Second)})
+		if err != nil {
+			b.Error(err)
+			return err
+		}
+		got, err := r.Collect(context.Background())
+		if err == nil && string(got) != "ok" {
+			err = fmt.Errorf("answer %q", got)
+		}
+		if err != nil {
+			b.Errorf("echo/sleep: %v", err)
+		}
+		return err
+	})
 }
 
 // processed is the count of finished echo jobs per node, as announced.
