@@ -101,7 +101,9 @@ type selfSpawner struct{ mode string }
 
 func (s selfSpawner) Command(id string) (*exec.Cmd, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "POOL_TEST_SLAVE="+s.mode)
+	// A -race slave sleeps 1 s at exit (atexit_sleep_ms), longer than the
+	// termination-timeout these tests use: every stop would end in SIGKILL.
+	cmd.Env = append(os.Environ(), "POOL_TEST_SLAVE="+s.mode, "GORACE=atexit_sleep_ms=0")
 	return cmd, nil
 }
 

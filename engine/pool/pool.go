@@ -93,6 +93,7 @@ type Pool struct {
 	retryT   *time.Timer
 	stats    Stats
 	empty    chan struct{} // closed when stopping and the last slave is gone
+	stopping bool          // Stop has begun: slaves asked to leave
 
 	wg sync.WaitGroup
 }
@@ -401,7 +402,11 @@ func (p *Pool) Info() Info {
 func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	var outs []outcome
-	if p.state == StateRunning || p.state == StateBroken {
+	// Handoff may have set StateStopping already; that only stopped new
+	// jobs, so Stop's own work (failing the queue, asking slaves to leave,
+	// noticing an empty pool) must still run once.
+	if !p.stopping {
+		p.stopping = true
 		p.state = StateStopping
 		for e := p.queue.Front(); e != nil; e = p.queue.Front() {
 			j := p.queue.Remove(e).(*Job)

@@ -502,3 +502,56 @@ func BenchmarkPoolEcho(b *testing.B) {
 		<-s.done
 	}
 }
+
+// A slave asked to leave exits by itself well within termination-timeout:
+// stopping an app is not a crash.
+func TestStopIsCleanExit(t *testing.T) {
+	e := engineDefaults()
+	e.PoolLimit = 1
+	f := newPool(t, "slave", e)
+	if got, code, msg := f.call("echo", "hi").wait(t, 10*time.Second); code != 0 || got != "hi" {
+		t.Fatalf("echo: %d %s %q", code, msg, got)
+	}
+	if err := f.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if in := f.Info(); in.Jobs.Crashed != 0 || len(f.crashes) != 0 {
+		t.Fatalf("a clean stop recorded crashes: %+v %+v", in.Jobs, f.crashes)
+	}
+}
+
+// Stop after Handoff (what a redeploy does) must finish: with no slave
+// at all, and with a live one, which is asked to leave rather than killed.
+func TestStopAfterHandoff(t *testing.T) {
+	for _, withSlave := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slave=%v", withSlave), func(t *testing.T) {
+			e := engineDefaults()
+			e.PoolLimit = 1
+			f := newPool(t, "slave", e)
+			if withSlave {
+				if _, code, msg := f.call("echo", "hi").wait(t, 10*time.Second); code != 0 {
+					t.Fatalf("echo: %d %s", code, msg)
+				}
+			}
+			if jobs := f.Handoff(); len(jobs) != 0 {
+				t.Fatalf("handoff of an idle pool gave %d jobs", len(jobs))
+			}
+			// A generous bound: a hang is the failure, not slowness.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := f.Stop(ctx); err != nil {
+				t.Fatalf("stop after handoff: %v", err)
+			}
+			if _, err := os.Stat(f.cfg.Socket); !os.IsNotExist(err) {
+				t.Fatalf("socket left behind: %v", err)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if in := f.Info(); in.State != StateStopped || in.Jobs.Crashed != 0 || len(f.crashes) != 0 {
+				t.Fatalf("after stop: %+v, crashes %+v", in, f.crashes)
+			}
+		})
+	}
+}
