@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 )
@@ -11,7 +12,9 @@ import (
 // httpHandler is an ordinary net/http handler, as a Go user already has
 // one: it echoes the method, path and body. ?sleep=MS delays the answer
 // (for trying deadlines); ?chunks=N&every=MS streams N lines, flushing
-// each, MS apart.
+// each, MS apart; with &gate=FILE, the lines after the first wait until
+// FILE exists (up to a minute), so a test can see streaming without
+// relying on timing.
 func httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -34,6 +37,9 @@ func httpHandler() http.Handler {
 					flusher.Flush()
 				}
 				time.Sleep(time.Duration(every) * time.Millisecond)
+				if i == 0 {
+					waitForFile(r, q.Get("gate"))
+				}
 			}
 			return
 		}
@@ -41,4 +47,17 @@ func httpHandler() http.Handler {
 		io.Copy(w, r.Body)
 	})
 	return mux
+}
+
+func waitForFile(r *http.Request, path string) {
+	for end := time.Now().Add(time.Minute); path != "" && time.Now().Before(end); {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+	}
 }

@@ -649,15 +649,15 @@ func TestShutdown(t *testing.T) {
 	}
 
 	// A Shutdown whose context ends first reports it.
-	block := make(chan struct{})
+	block, inHandler := make(chan struct{}), make(chan struct{})
 	defer close(block)
-	s2 := &Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block })}
+	s2 := &Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { close(inHandler); <-block })}
 	l2 := newPipeListener()
 	go s2.Serve(l2)
 	c := newClient(t, l2.Dial())
 	defer c.conn.Close()
 	go c.conn.Write(encodeRequest(nil, 1, true, reqParams("GET", "/"), nil))
-	time.Sleep(20 * time.Millisecond)
+	<-inHandler // the request is in flight: only then can Shutdown's wait be tested
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s2.Shutdown(ctx); err != context.DeadlineExceeded {

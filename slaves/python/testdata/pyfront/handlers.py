@@ -28,6 +28,16 @@ def pid(request, response):
 
 
 def stream(request, response):
-    for i in range(3):
+    # The body names a gate file: the rest of the answer waits for it, so
+    # the test proves part 0 arrived before the handler was done.
+    gate = request.read().decode()
+    yield "part 0\n"
+    _wait_for(gate)
+    for i in (1, 2):
         yield "part %d\n" % i
-        time.sleep(0.3)
+
+
+def _wait_for(path, limit=60.0):
+    end = time.monotonic() + limit
+    while path and not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.01)
