@@ -83,6 +83,7 @@ func TestDriftingTimerNeverOverlaps(t *testing.T) {
 	if tp.logged("nap running=2") {
 		t.Fatal("two naps ran at once in the slave")
 	}
+	minGap := time.Hour
 	for i := 0; i+1 < len(submits) && i < len(ends); i++ {
 		run := ends[i].Sub(submits[i])
 		period := submits[i+1].Sub(submits[i])
@@ -92,9 +93,12 @@ func TestDriftingTimerNeverOverlaps(t *testing.T) {
 		if period < run+interval {
 			t.Fatalf("period %d is %v, shorter than run %v + interval %v", i, period, run, interval)
 		}
-		if gap := submits[i+1].Sub(ends[i]); gap > interval+250*time.Millisecond {
-			t.Fatalf("next tick %v after the end of run %d; want about %v", gap, i, interval)
-		}
+		minGap = min(minGap, submits[i+1].Sub(ends[i]))
+	}
+	// A loaded machine can delay any one tick; a timer that waits too long
+	// delays them all, so the shortest gap is the one to judge.
+	if minGap > interval+250*time.Millisecond {
+		t.Fatalf("next tick at best %v after the end of a run; want about %v", minGap, interval)
 	}
 }
 
@@ -124,9 +128,14 @@ func TestCronEvery(t *testing.T) {
 			t.Fatalf("tick %d at %v, before its time %v", i, s.Sub(began), planned.Sub(began))
 		}
 	}
-	// Not the whole second robfig/cron rounds "@every" up to.
-	if span := submits[2].Sub(began); span > 2*time.Second {
-		t.Fatalf("three ticks took %v; want about 600ms", span)
+	// Not the whole second robfig/cron rounds "@every" up to: that would
+	// make every gap a second, while load can only stretch some of them.
+	minGap := time.Hour
+	for i := 0; i+1 < len(submits); i++ {
+		minGap = min(minGap, submits[i+1].Sub(submits[i]))
+	}
+	if minGap > 900*time.Millisecond {
+		t.Fatalf("ticks at best %v apart; want about 200ms", minGap)
 	}
 	info := d.Info()
 	if info["next"] == nil || counter(info, "events") < 3 || counter(info, "failed") != 0 {
