@@ -23,6 +23,14 @@ if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
 fi
 
 mkdir -p "$(dirname "$bin")"
+# Two test packages may ask at once: one builds while the other waits for it
+# (two cold builds at once would double a 100 s build on two cores).
+exec 9>"$bin.lock"
+flock 9
+if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  echo "$bin"
+  exit 0
+fi
 # Build beside the target and rename: a concurrent caller (two test packages
 # at once) then sees either no binary or a whole one, never half a file.
 tmp="$(mktemp "$bin.tmp.XXXXXX")"
