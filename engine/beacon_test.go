@@ -1,18 +1,17 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/cocaine-cloud/cocaine/internal/mcast"
 	"net"
-	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cocaine-cloud/cocaine/internal/mcast"
+	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 )
 
 // beaconListener joins a fresh group on the interface RunBeacon would
@@ -37,61 +36,11 @@ func beaconListener(t *testing.T, iface string) (*net.UDPConn, *net.UDPAddr) {
 	return l, group
 }
 
-// beaconReady makes sure a datagram sent as RunBeacon sends it comes back
-// to a listener on this machine. It needs no setup where the interface is
-// named on both ends (as here), even on a loopback lacking the MULTICAST
-// flag with no multicast route; only a down loopback in a bare network
-// namespace needs help. As root (CI) it then sets the loopback up,
-// idempotently, and logs it; otherwise it skips.
+// beaconReady makes sure multicast through iface comes back to this
+// machine (setting the loopback up as root, failing otherwise).
 func beaconReady(t *testing.T, iface string) {
 	t.Helper()
-	try := func() error {
-		ifi, ip, err := mcast.Interface(iface)
-		if err != nil {
-			return err
-		}
-		l, err := net.ListenMulticastUDP("udp4", ifi, &net.UDPAddr{IP: net.IPv4(239, 0, 100, 53), Port: 0})
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		group := &net.UDPAddr{IP: net.IPv4(239, 0, 100, 53), Port: l.LocalAddr().(*net.UDPAddr).Port}
-		s, err := beaconSocket(ip, 1)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		buf := make([]byte, 16)
-		for end := time.Now().Add(time.Second); time.Now().Before(end); {
-			if _, err := s.WriteTo([]byte("probe"), group); err != nil {
-				return err
-			}
-			_ = l.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			if n, _, err := l.ReadFromUDP(buf); err == nil && string(buf[:n]) == "probe" {
-				return nil
-			}
-		}
-		return os.ErrDeadlineExceeded
-	}
-	err := try()
-	if err == nil {
-		return
-	}
-	t.Logf("multicast via %q does not work: %v", iface, err)
-	if os.Geteuid() != 0 {
-		t.Skip("as root run: ip link set lo up; ip link set lo multicast on; ip route replace 224.0.0.0/4 dev lo")
-	}
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"link", "set", "lo", "multicast", "on"},
-		{"route", "replace", "224.0.0.0/4", "dev", "lo"},
-	} {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		t.Logf("setup: ip %s: err=%v %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	if err := try(); err != nil {
-		t.Fatalf("multicast via %q does not work after setup: %v", iface, err)
-	}
+	testcluster.MulticastReady(t, iface)
 }
 
 func TestBeacon(t *testing.T) {

@@ -172,7 +172,8 @@ func TestUnknownAppFailsFastOrWaitsForDeadline(t *testing.T) {
 }
 
 func TestMulticastDiscoveryAcrossProcesses(t *testing.T) {
-	group := fmt.Sprintf("239.0.100.53:%d", 20000+time.Now().UnixNano()%20000)
+	testcluster.MulticastReady(t, "")
+	group := fmt.Sprintf("239.0.100.53:%d", testcluster.FreePort(t))
 	e := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}, Args: []string{"--multicast", group}})
 	d := newDealer(t, gateway.Smart, discovery.Multicast(discovery.MulticastConfig{Group: group}))
 	eventually(t, 120*time.Second, "the node found by its beacons", func() bool { return d.Routes()["echo/echo"] == 1 })

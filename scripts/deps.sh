@@ -5,7 +5,7 @@
 set -euo pipefail
 
 run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask)  # flask: examples/flask
-test_pkgs=(nginx python3-zmq)
+test_pkgs=(nginx python3-zmq iproute2 util-linux)  # iproute2: multicast loopback setup; util-linux: flock
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
 
 want=("${run_pkgs[@]}")

@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"github.com/cocaine-cloud/cocaine/internal/mcast"
 	"io"
 	"net"
 	"os"
@@ -19,9 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cocaine-cloud/cocaine/internal/mcast"
+	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 )
 
 // The test binary doubles as a beaconing engine: the cross-process test
@@ -76,19 +76,7 @@ func testSender(iface string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var addr [4]byte
-	copy(addr[:], ip.To4())
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = errors.Join(
-				syscall.SetsockoptInet4Addr(int(fd), syscall.IPPROTO_IP, syscall.IP_MULTICAST_IF, addr),
-				syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_MULTICAST_LOOP, 1),
-				syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_MULTICAST_TTL, 1))
-		})
-		return errors.Join(err, serr)
-	}}
-	conn, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:0")
+	conn, err := testcluster.MulticastSender(ip)
 	if err != nil {
 		return nil, fmt.Errorf("sender on %s: %w", ifi.Name, err)
 	}
@@ -113,107 +101,35 @@ func freeGroup(t *testing.T) *net.UDPAddr {
 	return &net.UDPAddr{IP: net.IPv4(239, 0, 100, 53), Port: c.LocalAddr().(*net.UDPAddr).Port}
 }
 
-// Multicast needs no system setup where the interface is named on both
-// ends, which the code always does (see multicastInterface): on this kind
-// of sandbox, a loopback without the MULTICAST flag and no route to
-// 224.0.0.0/4 still work. mcReady checks that rather than trusting it: it
-// probes the default interface choice and the loopback, and if neither
-// works and we are root (CI), sets the loopback up for multicast and
-// probes again.
+// mcReady returns the interface settings ("" for the default choice,
+// "lo") through which multicast comes back to this machine, after
+// testcluster.MulticastReady has set the loopback up if need be (as root;
+// otherwise it fails saying what to run, rather than skipping).
 var mc struct {
 	once   sync.Once
-	ifaces []string // interface settings that work: "" (the default choice), "lo"
+	ifaces []string
 	notes  []string
-	skip   string
 }
 
 func mcReady(t *testing.T) []string {
 	t.Helper()
+	testcluster.MulticastReady(t, "lo")
 	mc.once.Do(func() {
-		try := func() {
-			mc.ifaces = nil
-			for _, iface := range []string{"", "lo"} {
-				name := iface
-				if ifi, _, err := mcast.Interface(iface); err == nil {
-					name = ifi.Name
-				}
-				if err := probe(iface); err != nil {
-					mc.notes = append(mc.notes, fmt.Sprintf("multicast via %q (%s) does not work: %v", iface, name, err))
-					continue
-				}
-				mc.notes = append(mc.notes, fmt.Sprintf("multicast via %q (%s) works", iface, name))
-				mc.ifaces = append(mc.ifaces, iface)
+		for _, iface := range []string{"", "lo"} {
+			if err := testcluster.MulticastProbe(iface); err != nil {
+				mc.notes = append(mc.notes, fmt.Sprintf("multicast via %q does not work: %v", iface, err))
+				continue
 			}
+			mc.ifaces = append(mc.ifaces, iface)
 		}
-		try()
-		if len(mc.ifaces) == 2 {
-			return
-		}
-		if os.Geteuid() != 0 {
-			if len(mc.ifaces) == 0 {
-				mc.skip = "multicast loopback does not work here and only root may set it up; as root run: " +
-					"ip link set lo up; ip link set lo multicast on; ip route replace 224.0.0.0/4 dev lo"
-			}
-			return
-		}
-		// Idempotent, and only what a sandbox without multicast lacks.
-		for _, args := range [][]string{
-			{"link", "set", "lo", "up"},
-			{"link", "set", "lo", "multicast", "on"},
-			{"route", "replace", "224.0.0.0/4", "dev", "lo"},
-		} {
-			out, err := exec.Command("ip", args...).CombinedOutput()
-			mc.notes = append(mc.notes, fmt.Sprintf("setup: ip %s: err=%v %s", strings.Join(args, " "), err, bytes.TrimSpace(out)))
-		}
-		try()
 	})
 	for _, n := range mc.notes {
 		t.Log(n)
-	}
-	if mc.skip != "" {
-		t.Skip(mc.skip)
 	}
 	if len(mc.ifaces) == 0 {
 		t.Fatal("multicast does not work here even after setting up the loopback")
 	}
 	return mc.ifaces
-}
-
-// probe sends datagrams to a fresh group until one arrives or a second
-// passes.
-func probe(iface string) error {
-	ifi, _, err := mcast.Interface(iface)
-	if err != nil {
-		return err
-	}
-	g := &net.UDPAddr{IP: net.IPv4(239, 0, 100, 53)}
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{})
-	if err != nil {
-		return err
-	}
-	g.Port = c.LocalAddr().(*net.UDPAddr).Port
-	c.Close()
-	l, err := net.ListenMulticastUDP("udp4", ifi, g)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	s, err := testSender(iface)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	buf := make([]byte, 64)
-	for end := time.Now().Add(time.Second); time.Now().Before(end); {
-		if _, err := s.WriteTo([]byte("probe"), g); err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-		_ = l.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		if n, _, err := l.ReadFromUDP(buf); err == nil && string(buf[:n]) == "probe" {
-			return nil
-		}
-	}
-	return errors.New("nothing received in 1s")
 }
 
 // sendUntil sends a round of datagrams every 50ms until cond holds.
