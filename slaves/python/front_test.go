@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,27 +76,21 @@ func TestPythonThroughTheEngine(t *testing.T) {
 	})
 
 	// kill -9 of the slave running a request: the pool runs it again.
+	marks := testcluster.NewMarks(t)
 	var wg sync.WaitGroup
 	var slowGot []byte
 	var slowErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		slowGot, slowErr = call("slow", []byte("1.5"), wire.Policy{})
+		slowGot, slowErr = call("slow", []byte("1.5 "+marks.Dir), wire.Policy{})
 	}()
-	time.Sleep(300 * time.Millisecond) // the slow request is running
-	// Kill every slave of the app: the one holding the request among them.
-	pids := n.SlavePIDs("pyfront")
-	if len(pids) == 0 {
-		t.Fatal("found no slave of pyfront to kill")
-	}
-	for _, p := range pids {
-		_ = syscall.Kill(p, syscall.SIGKILL)
-	}
+	killed := marks.KillRunning(t)
 	wg.Wait()
 	if slowErr != nil || string(slowGot) != "slept" {
 		t.Fatalf("request whose slave was killed: %q %v", slowGot, slowErr)
 	}
+	marks.CheckRerun(t, killed)
 	if got, err := call("hello", nil, wire.Policy{}); err != nil || string(got) != "Hello from Python!" {
 		t.Fatalf("after kill: %q %v", got, err)
 	}

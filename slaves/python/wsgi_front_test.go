@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,13 +73,14 @@ func TestWSGIThroughTheFront(t *testing.T) {
 		return strings.Contains(n.Log(), "Traceback") && strings.Contains(n.Log(), "the WSGI app failed on purpose")
 	})
 
+	marks := testcluster.NewMarks(t)
 	var wg sync.WaitGroup
 	var slowCode int
 	var slowBody string
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		resp, err := http.Get(base + "/slow?1.5")
+		resp, err := http.Get(base + "/slow?1.5&" + marks.Dir)
 		if err != nil {
 			t.Error(err)
 			return
@@ -89,16 +89,10 @@ func TestWSGIThroughTheFront(t *testing.T) {
 		resp.Body.Close()
 		slowCode, slowBody = resp.StatusCode, string(b)
 	}()
-	time.Sleep(300 * time.Millisecond) // the slow request is running
-	pids := n.SlavePIDs("pyhttp")
-	if len(pids) == 0 {
-		t.Fatal("found no slave of pyhttp to kill")
-	}
-	for _, p := range pids {
-		_ = syscall.Kill(p, syscall.SIGKILL)
-	}
+	killed := marks.KillRunning(t)
 	wg.Wait()
 	if slowCode != 200 || slowBody != "slept" {
 		t.Fatalf("request whose slave was killed: %d %q", slowCode, slowBody)
 	}
+	marks.CheckRerun(t, killed)
 }

@@ -19,7 +19,12 @@ def fail(request, response):
 
 
 def slow(request, response):
-    time.sleep(float(request.read() or b"1"))
+    # "SECONDS [DIR]": with DIR, the slave first leaves a file named for its
+    # pid there, so a test knows which process is running the request.
+    args = (request.read() or b"1").decode().split()
+    if len(args) > 1:
+        open(os.path.join(args[1], str(os.getpid())), "w").close()
+    time.sleep(float(args[0]))
     return "slept"
 
 

@@ -8,7 +8,12 @@ def application(environ, start_response):
     if path == "/fail":
         raise RuntimeError("the WSGI app failed on purpose")
     if path == "/slow":
-        time.sleep(float(environ.get("QUERY_STRING") or "1"))
+        # ?SECONDS[&DIR]: with DIR, a file named for the slave's pid marks
+        # which process runs the request.
+        args = (environ.get("QUERY_STRING") or "1").split("&")
+        if len(args) > 1:
+            open(os.path.join(args[1], str(os.getpid())), "w").close()
+        time.sleep(float(args[0]))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]
     if path == "/stream":
