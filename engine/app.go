@@ -124,6 +124,11 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 	for dname, d := range m.Drivers {
 		if d.Type == drivers.NativeServer {
 			a.routes[dname] = d.Emit
+			// Announced with the driver's info: the front reads it to
+			// serve the event as HTTP or as raw bytes.
+			if _, ok := d.Settings["payload"]; !ok {
+				d.Settings["payload"] = sandbox.DefaultPayload(m)
+			}
 		}
 	}
 

@@ -83,11 +83,25 @@ func (r *router) handle(msg [][]byte) {
 		b, _ := json.Marshal(r.n.Info())
 		r.send(identity, &wire.Header{Type: wire.MsgNode, ID: h.ID}, b, true)
 	case wire.MsgCancel:
-		r.mu.Lock()
-		req := r.inflight[string(identity)+"\x00"+h.ID]
-		r.mu.Unlock()
-		if req != nil {
+		if req := r.lookup(identity, h.ID); req != nil {
+			req.Interrupt() // a Chunk waiting for credit lets go first
 			req.job.Cancel()
+		}
+	case wire.MsgChunk:
+		if req := r.lookup(identity, h.ID); req != nil && len(msg) > 2 {
+			if err := req.job.Feed(msg[2], false); err == pool.ErrBodyOverflow {
+				r.n.log.Warn("request body past its window: cancelled", "app", req.appName)
+				req.Interrupt()
+				req.job.Cancel()
+			}
+		}
+	case wire.MsgChoke:
+		if req := r.lookup(identity, h.ID); req != nil {
+			req.job.EndBody()
+		}
+	case wire.MsgCredit:
+		if req := r.lookup(identity, h.ID); req != nil {
+			req.credit(h.Credit)
 		}
 	case wire.MsgInvoke:
 		var body []byte
@@ -100,6 +114,12 @@ func (r *router) handle(msg [][]byte) {
 	}
 }
 
+func (r *router) lookup(identity []byte, id string) *request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight[string(identity)+"\x00"+id]
+}
+
 func (r *router) invoke(identity []byte, h *wire.Header, body []byte) {
 	fail := func(err error) {
 		msg := err.Error()
@@ -109,8 +129,12 @@ func (r *router) invoke(identity []byte, h *wire.Header, body []byte) {
 		}
 		r.send(identity, &wire.Header{Type: wire.MsgError, ID: h.ID, Code: wire.CodeOf(err), Message: msg}, nil, false)
 	}
-	req := &request{r: r, n: r.n, appName: h.App, key: string(identity) + "\x00" + h.ID, identity: identity, id: h.ID}
-	req.job = &pool.Job{Body: body, Urgent: h.Policy.Urgent, Timeout: h.Policy.Timeout, Deadline: h.Policy.Deadline, Sink: req}
+	req := &request{r: r, n: r.n, appName: h.App, key: string(identity) + "\x00" + h.ID, identity: identity, id: h.ID,
+		wake: make(chan struct{}, 1)}
+	req.job = &pool.Job{Body: body, More: h.Flags&wire.FlagMore != 0, Urgent: h.Policy.Urgent, Timeout: h.Policy.Timeout, Deadline: h.Policy.Deadline, Sink: req}
+	if req.job.More {
+		req.job.OnBodyWritten = req.bodyWritten
+	}
 	r.mu.Lock()
 	r.inflight[req.key] = req
 	r.mu.Unlock()
@@ -139,6 +163,12 @@ type request struct {
 	mu      sync.Mutex
 	ack     bool
 	pending [][][]byte
+	// Answer flow control: bytes sent to the dealer and not yet credited.
+	// Chunk waits (the pool's reader with it) while a window's worth is
+	// out; credit, Interrupt or the end wakes it.
+	out         int64
+	interrupted bool
+	wake        chan struct{}
 }
 
 func (q *request) emit(h wire.Header, data []byte, withData bool, final bool) {
@@ -171,9 +201,50 @@ func (q *request) acked() {
 	q.pending = nil
 }
 
-// Chunk copies p: the pool's buffer is reused after the call.
+// Chunk copies p: the pool's buffer is reused after the call. It waits
+// while the dealer has a window's worth unconsumed: a slow client slows
+// the app instead of filling the engine's memory.
 func (q *request) Chunk(p []byte) {
+	q.mu.Lock()
+	for q.out >= wire.Window && !q.interrupted {
+		q.mu.Unlock()
+		<-q.wake
+		q.mu.Lock()
+	}
+	if q.interrupted {
+		q.mu.Unlock()
+		return
+	}
+	q.out += int64(len(p))
+	q.mu.Unlock()
 	q.emit(wire.Header{Type: wire.MsgChunk, ID: q.id}, append([]byte(nil), p...), true, false)
+}
+
+// credit: the dealer consumed n bytes of the answer.
+func (q *request) credit(n int64) {
+	q.mu.Lock()
+	q.out -= n
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Interrupt stops a Chunk waiting for credit: the job is ending.
+func (q *request) Interrupt() {
+	q.mu.Lock()
+	q.interrupted = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// bodyWritten credits the dealer for request body that reached the slave.
+func (q *request) bodyWritten(n int) {
+	q.emit(wire.Header{Type: wire.MsgCredit, ID: q.id, Credit: int64(n)}, nil, false, false)
 }
 
 func (q *request) Close() { q.emit(wire.Header{Type: wire.MsgChoke, ID: q.id}, nil, false, true) }

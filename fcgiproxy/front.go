@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/fcgiproxy/fastcgi"
@@ -29,6 +30,8 @@ const (
 // Sender is the dealer as the front uses it.
 type Sender interface {
 	Send(app, event string, body []byte, p wire.Policy) (*gateway.Response, error)
+	Open(app, event string, first []byte, p wire.Policy) (*gateway.Response, error)
+	Payload(app, event string) string
 }
 
 // Front is the http.Handler that carries requests to apps.
@@ -120,6 +123,17 @@ func (f *Front) policy(r *http.Request, arrived time.Time) (wire.Policy, error) 
 	return p, nil
 }
 
+// piece is how much request body the front reads before it sends the
+// request on: a body that fits goes whole, in one message; a longer one
+// streams in pieces of this size, under the dealer's flow control.
+const piece = 64 << 10
+
+// maxSpill bounds the answer the front holds for a FastCGI request whose
+// body is still arriving (see gateway.Response.BufferWhileSending).
+const maxSpill = 256 << 20
+
+var pieces = sync.Pool{New: func() any { b := make([]byte, piece); return &b }}
+
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	if r.URL.Path == "/ping" {
@@ -141,51 +155,144 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTooLarge(w, f.cfg.MaxBody)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.cfg.MaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeTooLarge(w, f.cfg.MaxBody)
+	kind := f.dealer.Payload(t.app, t.event)
+	if kind == "" && p.FailFast {
+		// Nobody serves it and the client asked for no wait: say so before
+		// reading a byte of the body.
+		writeError(w, wire.Errorf(wire.CodeNotFound, "no live node serves %s/%s", t.app, t.event))
+		return
+	}
+	raw := kind == gateway.PayloadRaw
+	body := http.MaxBytesReader(w, r.Body, f.cfg.MaxBody)
+	bufp := pieces.Get().(*[]byte)
+	defer pieces.Put(bufp)
+	n, err := io.ReadFull(body, *bufp)
+	complete := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if err != nil && !complete {
+		writeBodyError(w, err, f.cfg.MaxBody)
+		return
+	}
+	first := (*bufp)[:n]
+	if raw {
+		// The dealer keeps the body to send it again elsewhere, and engines
+		// may still hold it after the handler returns the buffer.
+		first = append([]byte(nil), first...)
+	} else {
+		meta := httpmsg.NewMeta(r, t.scriptName)
+		meta.Secure = secure(r)
+		if first, err = httpmsg.EncodeRequest(nil, meta, first); err != nil {
+			writeError(w, wire.Errorf(wire.CodeBadRequest, "encoding the request: %v", err))
 			return
 		}
-		writeError(w, wire.Errorf(wire.CodeBadRequest, "reading the body: %v", err))
-		return
 	}
-	meta := httpmsg.NewMeta(r, t.scriptName)
-	meta.Secure = secure(r)
-	payload, err := httpmsg.EncodeRequest(nil, meta, body)
-	if err != nil {
-		writeError(w, wire.Errorf(wire.CodeBadRequest, "encoding the request: %v", err))
-		return
+	var resp *gateway.Response
+	var pump *bodyPump
+	if complete {
+		resp, err = f.dealer.Send(t.app, t.event, first, p)
+	} else {
+		resp, err = f.dealer.Open(t.app, t.event, first, p)
 	}
-	resp, err := f.dealer.Send(t.app, t.event, payload, p)
 	if err != nil {
 		writeError(w, wire.Errorf(wire.CodeUnavailable, "%v", err))
 		return
 	}
 	defer resp.Close()
-	f.relay(w, r.Context(), resp)
+	if !complete {
+		// The answer may start before the body ends (a pipeline): read the
+		// body on while the answer is relayed.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		halfDuplex := fastcgi.Is(r)
+		if halfDuplex {
+			// nginx stops sending an upstream the request body once the
+			// answer starts: hold the answer here, within bounds, until
+			// the body is all read.
+			resp.BufferWhileSending(int(min(f.cfg.MaxBody, maxSpill)))
+		}
+		pump = &bodyPump{done: make(chan struct{})}
+		go pump.run(body, resp)
+		if halfDuplex {
+			<-pump.done
+		}
+	}
+	headSent := f.relay(w, r.Context(), resp, raw)
+	if pump != nil {
+		resp.Close() // the answer is over: stop reading the body
+		<-pump.done
+		if !headSent && pump.err != nil {
+			writeBodyError(w, pump.err, f.cfg.MaxBody)
+		}
+	}
 }
 
-// relay streams the answer: the first chunk holds the status and headers,
-// each later chunk goes to the client as it comes.
-func (f *Front) relay(w http.ResponseWriter, ctx context.Context, resp *gateway.Response) {
+// bodyPump streams the rest of a request body into its request.
+type bodyPump struct {
+	done chan struct{}
+	err  error // why the body could not be read to its end
+}
+
+func (b *bodyPump) run(body io.Reader, resp *gateway.Response) {
+	defer close(b.done)
+	bufp := pieces.Get().(*[]byte)
+	defer pieces.Put(bufp)
+	for {
+		n, err := body.Read(*bufp)
+		if n > 0 {
+			if werr := resp.Write((*bufp)[:n]); werr != nil {
+				return // the request ended first (its answer came, or it failed)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			resp.CloseSend()
+			return
+		}
+		if err != nil {
+			// Too large, or the client went away mid-body: the app must not
+			// take a cut body for a whole one.
+			b.err = err
+			resp.Close()
+			return
+		}
+	}
+}
+
+func writeBodyError(w http.ResponseWriter, err error, limit int64) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeTooLarge(w, limit)
+		return
+	}
+	writeError(w, wire.Errorf(wire.CodeBadRequest, "reading the body: %v", err))
+}
+
+// relay streams the answer and reports whether its head went out. An
+// HTTP event's first chunk holds the status and headers; a raw event's
+// chunks are all body, answered 200 application/octet-stream.
+func (f *Front) relay(w http.ResponseWriter, ctx context.Context, resp *gateway.Response, raw bool) (headSent bool) {
 	flusher, _ := w.(http.Flusher)
-	headSent := false
 	for {
 		ev, err := resp.Next(ctx)
 		if err != nil { // the client went away: resp.Close cancels upstream
-			return
+			return headSent
 		}
 		switch ev.Kind {
 		case gateway.EventChunk:
-			if !headSent {
+			switch {
+			case headSent:
+				if _, err := w.Write(ev.Data); err != nil {
+					return headSent
+				}
+			case raw:
+				w.Header().Set("Content-Type", "application/octet-stream")
+				w.WriteHeader(http.StatusOK)
+				headSent = true
+				w.Write(ev.Data)
+			default:
 				// Runtimes send the head as a chunk of its own (the
 				// payload format), so it is never split across chunks.
 				head, n, err := httpmsg.DecodeHead(ev.Data)
 				if err != nil {
 					writeError(w, wire.Errorf(wire.CodeApp, "the app's answer has no valid head: %v", err))
-					return
+					return true
 				}
 				for _, kv := range head.Headers {
 					w.Header().Add(kv[0], kv[1])
@@ -195,21 +302,24 @@ func (f *Front) relay(w http.ResponseWriter, ctx context.Context, resp *gateway.
 				if rest := ev.Data[n:]; len(rest) > 0 {
 					w.Write(rest)
 				}
-			} else if _, err := w.Write(ev.Data); err != nil {
-				return
 			}
 			if flusher != nil {
 				flusher.Flush()
 			}
 		case gateway.EventEnd:
 			if !headSent {
-				writeError(w, wire.Errorf(wire.CodeApp, "the app ended its answer without a head"))
+				if raw {
+					w.Header().Set("Content-Type", "application/octet-stream")
+					w.WriteHeader(http.StatusOK)
+				} else {
+					writeError(w, wire.Errorf(wire.CodeApp, "the app ended its answer without a head"))
+				}
 			}
-			return
+			return true
 		case gateway.EventError:
 			if !headSent {
 				writeError(w, ev.Err)
-				return
+				return true
 			}
 			// Part of the answer is out: the only honest signal left is to
 			// break the connection, so the client never takes it as whole.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -38,6 +39,8 @@ type Event struct {
 	Kind EventKind
 	Data []byte
 	Err  *wire.Error
+	n        int64 // eventCredit: bytes
+	credited bool  // a chunk already credited to its node (see BufferWhileSending)
 }
 
 // Conn is a connection to one engine node's request endpoint. It is safe
@@ -51,7 +54,7 @@ type Conn struct {
 	seq      atomic.Uint64
 
 	mu      sync.Mutex
-	streams map[string]*Stream
+	streams map[string]*try
 	closed  bool
 	done    chan struct{}
 }
@@ -90,7 +93,7 @@ func dial(endpoint string, gone func()) (*Conn, error) {
 	_, _ = rand.Read(b[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{endpoint: endpoint, sock: sock, box: box, prefix: hex.EncodeToString(b[:]) + "-",
-		streams: map[string]*Stream{}, done: make(chan struct{}), stop: cancel}
+		streams: map[string]*try{}, done: make(chan struct{}), stop: cancel}
 	go func() {
 		defer close(c.done)
 		box.Run(ctx, c.dispatch)
@@ -103,16 +106,17 @@ func dial(endpoint string, gone func()) (*Conn, error) {
 // Endpoint is the node endpoint this Conn talks to.
 func (c *Conn) Endpoint() string { return c.endpoint }
 
+// dispatch runs on the socket's goroutine for every message from the node.
 func (c *Conn) dispatch(msg [][]byte) {
 	var h wire.Header
 	if len(msg) < 1 || wire.DecodeHeader(msg[0], &h) != nil {
 		return
 	}
 	c.mu.Lock()
-	s := c.streams[h.ID]
+	t := c.streams[h.ID]
 	c.mu.Unlock()
-	if s == nil {
-		return // a stream nobody waits for any more
+	if t == nil {
+		return // a request nobody waits for any more
 	}
 	var ev Event
 	switch h.Type {
@@ -127,16 +131,27 @@ func (c *Conn) dispatch(msg [][]byte) {
 		ev.Kind, ev.Err = EventError, &wire.Error{Code: h.Code, Message: h.Message}
 	case wire.MsgChoke:
 		ev.Kind = EventEnd
+	case wire.MsgCredit:
+		ev.Kind, ev.n = eventCredit, h.Credit
 	default:
 		return
 	}
-	s.push(ev)
-	if ev.Kind == EventError || ev.Kind == EventEnd || h.Type == wire.MsgNode {
-		if h.Type == wire.MsgNode {
-			s.push(Event{Kind: EventEnd})
-		}
-		c.forget(h.ID)
+	t.r.onEvent(t, ev)
+	if h.Type == wire.MsgNode {
+		t.r.onEvent(t, Event{Kind: EventEnd})
 	}
+}
+
+// register gives t an id on this connection; false once it is closed.
+func (c *Conn) register(t *try) bool {
+	t.id = c.prefix + strconv.FormatUint(c.seq.Add(1), 10)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.streams[t.id] = t
+	return true
 }
 
 func (c *Conn) forget(id string) {
@@ -145,55 +160,61 @@ func (c *Conn) forget(id string) {
 	c.mu.Unlock()
 }
 
-func (c *Conn) open(h *wire.Header, body []byte, withBody bool) (*Stream, error) {
-	h.ID = c.prefix + fmt.Sprint(c.seq.Add(1))
-	hdr, err := wire.AppendHeader(nil, h)
+// post queues a message to the node; it never blocks.
+func (c *Conn) post(h *wire.Header, data []byte, withData bool) {
+	hdr, err := wire.AppendHeader(make([]byte, 0, 64), h)
 	if err != nil {
-		return nil, err
+		return
 	}
-	s := newStream(c, h.ID)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, ErrClosed
+	if withData {
+		c.box.Post([][]byte{hdr, data})
+	} else {
+		c.box.Post([][]byte{hdr})
 	}
-	c.streams[h.ID] = s
-	c.mu.Unlock()
-	frames := [][]byte{hdr}
-	if withBody {
-		frames = append(frames, body)
-	}
-	c.box.Post(frames)
-	return s, nil
 }
 
-// Send sends a request for APP/EVENT and returns its stream of events.
-func (c *Conn) Send(app, event string, body []byte, p wire.Policy) (*Stream, error) {
-	return c.open(&wire.Header{Type: wire.MsgInvoke, App: app, Event: event, Policy: p}, body, true)
+// failAll ends every request in flight on this connection as lost: the
+// node died, or the connection is closing.
+func (c *Conn) failAll(error) {
+	c.mu.Lock()
+	streams := c.streams
+	c.streams = map[string]*try{}
+	c.mu.Unlock()
+	for _, t := range streams {
+		t.r.onEvent(t, Event{Kind: eventLost})
+	}
+}
+
+// Send sends a request for APP/EVENT to this node alone, with no re-sends
+// elsewhere, and returns its answer.
+func (c *Conn) Send(app, event string, body []byte, p wire.Policy) (*Response, error) {
+	r := newResponse(nil, app, event, body, false, p)
+	r.conn = c
+	r.mu.Lock()
+	r.next()
+	r.mu.Unlock()
+	return r, nil
 }
 
 // Info asks the node for its info.
 func (c *Conn) Info(ctx context.Context) (wire.NodeInfo, error) {
 	var in wire.NodeInfo
-	s, err := c.open(&wire.Header{Type: wire.MsgInfo}, nil, false)
+	r := newResponse(nil, "", "", nil, false, wire.Policy{})
+	r.conn, r.info = c, true
+	r.mu.Lock()
+	r.next()
+	r.mu.Unlock()
+	b, err := r.Collect(ctx)
 	if err != nil {
 		return in, err
 	}
-	defer s.Close()
-	ev, err := s.Next(ctx)
-	if err != nil {
-		return in, err
-	}
-	if ev.Kind == EventError {
-		return in, ev.Err
-	}
-	if err := json.Unmarshal(ev.Data, &in); err != nil {
+	if err := json.Unmarshal(b, &in); err != nil {
 		return in, fmt.Errorf("gateway: node info: %w", err)
 	}
 	return in, nil
 }
 
-// Close ends the connection; open streams get ErrClosed.
+// Close ends the connection; requests in flight on it end as lost.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -201,125 +222,11 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
-	streams := c.streams
-	c.streams = map[string]*Stream{}
 	c.mu.Unlock()
-	for _, s := range streams {
-		s.fail(ErrClosed)
-	}
+	c.failAll(ErrClosed)
 	c.stop()
 	<-c.done
 	return nil
 }
 
-// Stream is the answer to one request.
-type Stream struct {
-	c   *Conn
-	id  string
-	mu  sync.Mutex
-	q   []Event
-	err error
-	sig chan struct{}
-	end bool
-}
-
-func newStream(c *Conn, id string) *Stream { return &Stream{c: c, id: id, sig: make(chan struct{}, 1)} }
-
-func (s *Stream) push(ev Event) {
-	s.mu.Lock()
-	s.q = append(s.q, ev)
-	s.mu.Unlock()
-	select {
-	case s.sig <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Stream) fail(err error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
-	}
-	s.mu.Unlock()
-	select {
-	case s.sig <- struct{}{}:
-	default:
-	}
-}
-
-// Next returns the next event. After EventError or EventEnd the stream is
-// over. ctx ending returns ctx.Err(); the request goes on unless Close or
-// Cancel is called.
-func (s *Stream) Next(ctx context.Context) (Event, error) { return s.next(ctx, nil) }
-
-// next is Next that also gives up with errNodeDead when dead closes, so
-// the dealer notices a node's death without a goroutine per event.
-func (s *Stream) next(ctx context.Context, dead <-chan struct{}) (Event, error) {
-	for {
-		s.mu.Lock()
-		if len(s.q) > 0 {
-			ev := s.q[0]
-			s.q[0] = Event{}
-			s.q = s.q[1:]
-			if ev.Kind == EventError || ev.Kind == EventEnd {
-				s.end = true
-			}
-			s.mu.Unlock()
-			return ev, nil
-		}
-		if s.err != nil {
-			err := s.err
-			s.mu.Unlock()
-			return Event{}, err
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.sig:
-		case <-ctx.Done():
-			return Event{}, ctx.Err()
-		case <-dead:
-			return Event{}, errNodeDead
-		}
-	}
-}
-
-// Cancel tells the node the caller went away.
-func (s *Stream) Cancel() {
-	s.mu.Lock()
-	ended := s.end
-	s.end = true
-	s.mu.Unlock()
-	if !ended {
-		hdr, _ := wire.AppendHeader(nil, &wire.Header{Type: wire.MsgCancel, ID: s.id})
-		s.c.box.Post([][]byte{hdr})
-	}
-	s.c.forget(s.id)
-}
-
-// Close releases the stream, cancelling the request if it has not ended.
-func (s *Stream) Close() { s.Cancel() }
-
-// Collect reads a whole answer: the chunks joined, or the error.
-func (s *Stream) Collect(ctx context.Context) ([]byte, error) {
-	defer s.Close()
-	return collect(ctx, s.Next)
-}
-
-// collect joins the chunks of an answer until its end or error.
-func collect(ctx context.Context, next func(context.Context) (Event, error)) ([]byte, error) {
-	var out []byte
-	for {
-		ev, err := next(ctx)
-		if err != nil {
-			return out, err
-		}
-		switch ev.Kind {
-		case EventChunk:
-			out = append(out, ev.Data...)
-		case EventError:
-			return out, ev.Err
-		case EventEnd:
-			return out, nil
-		}
-	}
-}
+var errNodeDead = errors.New("node dead")

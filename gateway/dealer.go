@@ -35,6 +35,9 @@ type Config struct {
 	Balancers       map[string]string
 	DefaultBalancer string // default "smart"
 	Logger          *slog.Logger
+	// Local, when set, is an engine in this process: requests the
+	// balancer sends to its node go to it directly, not over ZeroMQ.
+	Local Local
 }
 
 // Dealer routes requests to live nodes and never loses one: every request
@@ -46,14 +49,16 @@ type Dealer struct {
 	bal   map[string]Balancer
 	def   Balancer
 
-	mu      sync.Mutex
-	wanted  map[string][]string // source → endpoints
-	heard   map[string]bool     // announce endpoints that have spoken
-	closed  bool
-	cancel  context.CancelFunc
-	quit    chan struct{} // closed by Close: deliveries stop waiting for readers
-	wg      sync.WaitGroup
-	running sync.WaitGroup // requests in flight
+	local   Local
+	localEP string
+
+	mu     sync.Mutex
+	wanted map[string][]string // source → endpoints
+	heard  map[string]bool     // announce endpoints that have spoken
+	closed bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	active map[*Response]struct{} // requests in flight, ended by Close
 }
 
 // New starts a dealer: it subscribes to the sources' announce endpoints
@@ -72,7 +77,10 @@ func New(cfg Config) (*Dealer, error) {
 		cfg.Logger = slog.Default()
 	}
 	d := &Dealer{cfg: cfg, log: cfg.Logger.With("component", "dealer"), bal: map[string]Balancer{},
-		wanted: map[string][]string{}, heard: map[string]bool{}, quit: make(chan struct{})}
+		wanted: map[string][]string{}, heard: map[string]bool{}, active: map[*Response]struct{}{}}
+	if cfg.Local != nil {
+		d.local, d.localEP = cfg.Local, cfg.Local.Endpoint()
+	}
 	var err error
 	if d.def, err = NewBalancer(cfg.DefaultBalancer); err != nil {
 		return nil, err
@@ -159,8 +167,9 @@ func (d *Dealer) subscribe(ctx context.Context, sub *zmq.Socket) {
 				d.announced(msg)
 			}
 		}
-		for _, ep := range d.table.sweep(time.Now(), d.cfg.DeadAfter) {
-			d.log.Warn("node is silent: dead", "node", ep)
+		for _, n := range d.table.sweep(time.Now(), d.cfg.DeadAfter) {
+			d.log.Warn("node is silent: dead", "node", n.endpoint)
+			n.conn.failAll(errNodeDead)
 		}
 	}
 }
@@ -220,19 +229,67 @@ func (d *Dealer) Nodes() []wire.NodeInfo { return d.table.live() }
 // Routes lists APP/EVENT routes with the number of live nodes serving each.
 func (d *Dealer) Routes() map[string]int {
 	out := map[string]int{}
-	for _, n := range d.table.live() {
-		for app, a := range n.Apps {
-			if a.State != "running" {
-				continue
-			}
-			for ev, drv := range a.Drivers {
-				if drv["type"] == "native-server" {
-					out[app+"/"+ev]++
-				}
-			}
-		}
+	for key, r := range *d.table.routes.Load() {
+		out[key] = len(r.nodes)
 	}
 	return out
+}
+
+// Payload kinds an event announces (its manifest's "payload").
+const (
+	PayloadHTTP = "http"
+	PayloadRaw  = "raw"
+)
+
+// Payload says what APP/EVENT speaks as its live nodes announce it:
+// PayloadHTTP, PayloadRaw, or "" when no live node serves it.
+func (d *Dealer) Payload(app, event string) string {
+	if r := d.table.route(app, event); r != nil {
+		if r.payload == "" {
+			return PayloadHTTP // announced by an engine older than payloads
+		}
+		return r.payload
+	}
+	return ""
+}
+
+// Send sends a request for APP/EVENT with its whole body. Policy.Deadline,
+// when set, bounds the whole request, waiting for a node included;
+// without one, a request for an app no node serves fails at once with 404.
+// body must not change until the Response ends.
+func (d *Dealer) Send(app, event string, body []byte, p wire.Policy) (*Response, error) {
+	return d.start(app, event, body, false, p)
+}
+
+// Open sends a request whose body streams: first is its beginning, the
+// rest goes through Response.Write, then Response.CloseSend. The answer
+// may start before the body has all been sent.
+func (d *Dealer) Open(app, event string, first []byte, p wire.Policy) (*Response, error) {
+	return d.start(app, event, append([]byte(nil), first...), true, p)
+}
+
+func (d *Dealer) start(app, event string, body []byte, more bool, p wire.Policy) (*Response, error) {
+	r := newResponse(d, app, event, body, more, p)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, ErrClosed
+	}
+	d.active[r] = struct{}{}
+	d.mu.Unlock()
+	r.mu.Lock()
+	if !p.Deadline.IsZero() {
+		r.deadT = time.AfterFunc(time.Until(p.Deadline), r.expire)
+	}
+	r.next()
+	r.mu.Unlock()
+	return r, nil
+}
+
+func (d *Dealer) untrack(r *Response) {
+	d.mu.Lock()
+	delete(d.active, r)
+	d.mu.Unlock()
 }
 
 func (d *Dealer) balancer(app string) Balancer {
@@ -242,8 +299,8 @@ func (d *Dealer) balancer(app string) Balancer {
 	return d.def
 }
 
-// Close stops discovery and drops the connections; requests in flight end
-// with an error their callers see (if they still read).
+// Close stops discovery and drops the connections; requests in flight
+// end with an error their callers see (if they still read).
 func (d *Dealer) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -251,12 +308,20 @@ func (d *Dealer) Close() error {
 		return nil
 	}
 	d.closed = true
+	active := d.active
+	d.active = map[*Response]struct{}{}
 	d.mu.Unlock()
-	close(d.quit)
 	d.cancel()
 	d.wg.Wait()
-	// Closing the connections ends the requests still waiting on a node.
+	for r := range active {
+		r.mu.Lock()
+		after := r.abandon()
+		r.fail(wire.CodeUnavailable, "the dealer is closing")
+		r.mu.Unlock()
+		if after != nil {
+			after()
+		}
+	}
 	d.table.close()
-	d.running.Wait()
 	return nil
 }

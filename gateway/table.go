@@ -3,6 +3,7 @@ package gateway
 import (
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,12 +74,22 @@ func (n *node) queueDepth(app string) int {
 	return n.info.Apps[app].QueueDepth
 }
 
-// table is the routing table: every node heard of, by request endpoint.
+// route is one APP/EVENT: the live nodes serving it, in a stable order,
+// and the payload they announce for it.
+type route struct {
+	nodes   []*node
+	payload string
+}
+
+// table is the routing table: every node heard of, by request endpoint,
+// and an index of routes rebuilt when what nodes serve changes, so that
+// picking a node costs a map lookup, not a scan of every node's info.
 type table struct {
 	mu      sync.Mutex
 	nodes   map[string]*node
 	changed chan struct{} // closed and replaced on every change of routes
 	dial    func(endpoint string) (*Conn, error)
+	routes  atomic.Pointer[map[string]*route]
 }
 
 func newTable() *table {
@@ -89,12 +100,51 @@ func newTable() *table {
 			t.kill(endpoint)
 		})
 	}
+	empty := map[string]*route{}
+	t.routes.Store(&empty)
 	return t
 }
 
+// notify rebuilds the route index and wakes waiters. Called with t.mu held.
 func (t *table) notify() {
+	idx := map[string]*route{}
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		if !n.isDead {
+			for app, a := range n.info.Apps {
+				if a.State != "running" {
+					continue
+				}
+				for ev, drv := range a.Drivers {
+					if drv["type"] != "native-server" {
+						continue
+					}
+					key := app + "/" + ev
+					r := idx[key]
+					if r == nil {
+						r = &route{}
+						idx[key] = r
+					}
+					r.nodes = append(r.nodes, n)
+					if p, _ := drv["payload"].(string); p != "" && r.payload == "" {
+						r.payload = p
+					}
+				}
+			}
+		}
+		n.mu.Unlock()
+	}
+	for _, r := range idx {
+		sort.Slice(r.nodes, func(i, j int) bool { return r.nodes[i].endpoint < r.nodes[j].endpoint })
+	}
+	t.routes.Store(&idx)
 	close(t.changed)
 	t.changed = make(chan struct{})
+}
+
+// route returns APP/EVENT's route, nil when no live node serves it.
+func (t *table) route(app, event string) *route {
+	return (*t.routes.Load())[app+"/"+event]
 }
 
 // changes returns a channel closed at the next change of the table.
@@ -104,12 +154,14 @@ func (t *table) changes() <-chan struct{} {
 	return t.changed
 }
 
-// update records an announce.
+// update records an announce. The index is rebuilt only when the node's
+// routes or life changed: most announces only refresh queue depths.
 func (t *table) update(info wire.NodeInfo, now time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.nodes[info.Endpoint]
-	if n == nil {
+	fresh := n == nil
+	if fresh {
 		c, err := t.dial(info.Endpoint) // called with t.mu held: dial must not take it
 		if err != nil {
 			return err
@@ -118,6 +170,7 @@ func (t *table) update(info wire.NodeInfo, now time.Time) error {
 		t.nodes[info.Endpoint] = n
 	}
 	n.mu.Lock()
+	changed := fresh || n.isDead || routeSig(n.info) != routeSig(info)
 	if n.isDead { // back from the dead: a fresh life
 		n.isDead, n.dead = false, make(chan struct{})
 	}
@@ -127,12 +180,33 @@ func (t *table) update(info wire.NodeInfo, now time.Time) error {
 		n.interval = time.Second
 	}
 	n.mu.Unlock()
-	t.notify()
+	if changed {
+		t.notify()
+	}
 	return nil
 }
 
+// routeSig sums up what a node serves: its running native-server routes
+// and their payloads.
+func routeSig(info wire.NodeInfo) string {
+	var keys []string
+	for app, a := range info.Apps {
+		if a.State != "running" {
+			continue
+		}
+		for ev, drv := range a.Drivers {
+			if drv["type"] == "native-server" {
+				p, _ := drv["payload"].(string)
+				keys = append(keys, app+"/"+ev+"="+p)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}
+
 // sweep declares dead the nodes silent for deadAfter announce intervals.
-func (t *table) sweep(now time.Time, deadAfter int) (died []string) {
+func (t *table) sweep(now time.Time, deadAfter int) (died []*node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, n := range t.nodes {
@@ -140,7 +214,7 @@ func (t *table) sweep(now time.Time, deadAfter int) (died []string) {
 		if !n.isDead && now.Sub(n.seen) > time.Duration(deadAfter)*n.interval {
 			n.isDead = true
 			close(n.dead)
-			died = append(died, n.endpoint)
+			died = append(died, n)
 		}
 		n.mu.Unlock()
 	}
@@ -150,41 +224,28 @@ func (t *table) sweep(now time.Time, deadAfter int) (died []string) {
 	return died
 }
 
-// kill declares a node dead at once (its connection broke).
+// kill declares a node dead at once (its connection broke) and fails the
+// requests in flight on it, which go elsewhere when the rules allow.
 func (t *table) kill(endpoint string) bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	n := t.nodes[endpoint]
 	if n == nil {
+		t.mu.Unlock()
 		return false
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.isDead {
+		n.mu.Unlock()
+		t.mu.Unlock()
 		return false
 	}
 	n.isDead = true
 	close(n.dead)
+	n.mu.Unlock()
 	t.notify()
-	return true
-}
-
-// candidates returns the live nodes serving app/event, in a stable order.
-func (t *table) candidates(app, event string) []*node {
-	t.mu.Lock()
-	all := make([]*node, 0, len(t.nodes))
-	for _, n := range t.nodes {
-		all = append(all, n)
-	}
 	t.mu.Unlock()
-	out := all[:0]
-	for _, n := range all {
-		if n.serves(app, event) {
-			out = append(out, n)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].endpoint < out[j].endpoint })
-	return out
+	n.conn.failAll(errNodeDead)
+	return true
 }
 
 // live returns the info of every live node.
@@ -205,9 +266,11 @@ func (t *table) live() []wire.NodeInfo {
 
 func (t *table) close() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, n := range t.nodes {
+	nodes := t.nodes
+	t.nodes = map[string]*node{}
+	t.notify()
+	t.mu.Unlock()
+	for _, n := range nodes {
 		n.conn.Close()
 	}
-	t.nodes = map[string]*node{}
 }

@@ -190,10 +190,12 @@ func TestAppLifecycleThroughCLIAndFront(t *testing.T) {
 	}
 	testcluster.Eventually(t, 30*time.Second, "calls to a stopped app to answer 404",
 		answers(func(status int, _ string) bool { return status == http.StatusNotFound }))
-	out, _, _ = cli(t, env, "app", "list")
-	if !strings.Contains(out, "stopped") {
-		t.Fatalf("list of a stopped app:\n%s", out)
-	}
+	// The route goes at once; the node lists the app as stopping until its
+	// slaves have left.
+	testcluster.Eventually(t, 30*time.Second, "the list to show the app stopped", func() bool {
+		out, _, _ = cli(t, env, "app", "list")
+		return strings.Contains(out, "stopped")
+	})
 
 	if _, errOut, code = cli(t, env, "app", "start", "itest"); code != 0 {
 		t.Fatalf("start: exit %d: %s", code, errOut)

@@ -12,6 +12,7 @@ import (
 	"github.com/cocaine-cloud/cocaine/engine/archive"
 	"github.com/cocaine-cloud/cocaine/fcgiproxy"
 	"github.com/cocaine-cloud/cocaine/gateway"
+	"github.com/cocaine-cloud/cocaine/internal/wire"
 	"github.com/cocaine-cloud/cocaine/storage"
 	"github.com/cocaine-cloud/cocaine/storage/files"
 )
@@ -28,6 +29,7 @@ func runDev(args []string) int {
 	fcgiAddr := fs.String("fastcgi", "127.0.0.1:9000", "FastCGI front address, host:port or unix:/path (empty: none)")
 	mcast := fs.String("multicast", "", "send discovery beacons to this group:port (e.g. 239.0.100.53:5099); empty: none")
 	maxBody := fs.Int64("max-body", 64<<20, "largest request body the front accepts, in bytes (413 past it)")
+	noLocal := fs.Bool("no-local-route", false, "send the front's requests to the engine over ZeroMQ, as a separate gateway would")
 	verbose := fs.Bool("v", false, "debug logging")
 	if fs.Parse(args) != nil {
 		return exitUsage
@@ -77,7 +79,11 @@ func runDev(args []string) int {
 		if *httpAddr == "" && *fcgiAddr == "" {
 			return
 		}
-		if err := serveFront(ctx, gw, log); err != nil {
+		var local gateway.Local
+		if !*noLocal {
+			local = localEngine{node}
+		}
+		if err := serveFront(ctx, gw, log, local); err != nil {
 			frontErr <- err
 			cancel()
 		}
@@ -151,4 +157,18 @@ func unchanged(ctx context.Context, st storage.Storage, name string, pkg []byte)
 		return false
 	}
 	return bytes.Equal(old.Bytes(), pkg)
+}
+
+// localEngine lets the front's dealer reach the engine of this process
+// directly (gateway.Local), skipping ZeroMQ.
+type localEngine struct{ n *engine.Node }
+
+func (l localEngine) Endpoint() string { return l.n.Endpoint() }
+
+func (l localEngine) Invoke(app, event string, body []byte, more bool, p wire.Policy, sink gateway.LocalSink) (gateway.LocalCall, error) {
+	r, err := l.n.InvokeLocal(app, event, body, more, p, sink)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }

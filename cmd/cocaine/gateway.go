@@ -54,20 +54,22 @@ func runGateway(args []string) int {
 	log := newLogger(*verbose)
 	ctx, cancel := signalContext()
 	defer cancel()
-	if err := serveFront(ctx, cfg, log); err != nil {
+	if err := serveFront(ctx, cfg, log, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine gateway:", err)
 		return exitFailure
 	}
 	return exitOK
 }
 
-// serveFront runs a dealer and the front over it until ctx ends.
-func serveFront(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
+// serveFront runs a dealer and the front over it until ctx ends. local,
+// when not nil, is the engine of this process: requests for it skip ZeroMQ.
+func serveFront(ctx context.Context, cfg *gatewayConfig, log *slog.Logger, local gateway.Local) error {
 	dcfg, err := cfg.Dealer.Config(parseSource)
 	if err != nil {
 		return err
 	}
 	dcfg.Logger = log
+	dcfg.Local = local
 	d, err := gateway.New(dcfg)
 	if err != nil {
 		return err

@@ -207,7 +207,9 @@ func TestUnpackHostile(t *testing.T) {
 				t.Fatalf("outside the target changed:\n--- before\n%s\n--- after\n%s", before, after)
 			}
 			assertContained(t, target)
-			if d := time.Since(start); d > 10*time.Second {
+			// Not a speed check (benchmarks do that; a loaded machine is
+			// slow): only that a hostile archive cannot keep it busy for ever.
+			if d := time.Since(start); d > 2*time.Minute {
 				t.Errorf("took %v", d)
 			}
 		})

@@ -164,7 +164,7 @@ func (p *Pool) serve(c *net.UnixConn) {
 			p.gone(s, "write to slave: "+err.Error())
 			p.mu.Unlock()
 			c.Close()
-		})
+		}, p.bodyWritten)
 	}()
 	p.idle(s)
 	p.pump()
@@ -206,7 +206,10 @@ func (p *Pool) read(s *slave, conn *protocol.Conn) error {
 			}
 			p.mu.Unlock()
 			if live {
+				s.inSink.Store(true)
 				j.chunk(f.Data)
+				s.inSink.Store(false)
+				s.lastSeen.Store(time.Now().UnixNano())
 			}
 		case protocol.Choke, protocol.Error:
 			p.mu.Lock()
@@ -279,6 +282,9 @@ func (p *Pool) watch(s *slave) {
 		return
 	}
 	silent := time.Since(time.Unix(0, s.lastSeen.Load()))
+	if s.inSink.Load() {
+		silent = 0 // its answer waits for a slow caller: not the slave's fault
+	}
 	if limit := p.cfg.Engine.HeartbeatTimeout; silent >= limit {
 		p.kill(s, fmt.Sprintf("no heartbeat for %v", silent.Round(time.Millisecond)))
 		return
@@ -347,7 +353,7 @@ func (p *Pool) gone(s *slave, reason string) {
 		if j.timeoutT != nil {
 			j.timeoutT.Stop()
 		}
-		if !j.chunked && j.attempts+1 < p.cfg.MaxAttempts && p.state == StateRunning {
+		if !j.chunked && !j.noReplay && j.attempts+1 < p.cfg.MaxAttempts && p.state == StateRunning {
 			j.attempts++
 			j.slave = nil
 			p.stats.Retried++

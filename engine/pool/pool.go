@@ -178,6 +178,13 @@ func (p *Pool) Submit(j *Job) error {
 		return err
 	}
 	p.stats.Accepted++
+	if j.owner.Load() == nil { // not a job handed over by a redeploy
+		j.fedBytes = len(j.Body)
+		j.noReplay = len(j.Body) > ReplayLimit && j.More
+		if j.More {
+			j.bodyQueued = len(j.Body)
+		}
+	}
 	j.owner.Store(p)
 	p.enqueue(j, j.Urgent)
 	if !j.Deadline.IsZero() {
@@ -241,15 +248,31 @@ func (p *Pool) dispatch(s *slave, j *Job) {
 		s.idleT.Stop()
 		s.idleT = nil
 	}
-	frames := make([]protocol.Frame, 0, 3+len(j.Body)/protocol.ChunkSize)
-	frames = append(frames, protocol.Frame{Type: protocol.Invoke, Session: j.session, Event: j.Event})
-	for body := j.Body; len(body) > 0; {
-		n := min(len(body), protocol.ChunkSize)
-		frames = append(frames, protocol.Frame{Type: protocol.Chunk, Session: j.session, Data: body[:n]})
-		body = body[n:]
+	out := s.out.begin()
+	out.add(protocol.Frame{Type: protocol.Invoke, Session: j.session, Event: j.Event}, nil, 0)
+	// The first time, the body fed so far is credited as it reaches the
+	// slave; a re-run replays what the first slave had, uncredited.
+	credit := func(n int) int {
+		if j.dispatched || !j.More {
+			return 0
+		}
+		return n
 	}
-	frames = append(frames, protocol.Frame{Type: protocol.Choke, Session: j.session})
-	s.out.push(frames...)
+	out.body(j.session, j.Body, j, credit(len(j.Body)))
+	if j.dispatched {
+		for _, b := range j.fedBody {
+			out.body(j.session, b, nil, 0)
+		}
+	} else {
+		for _, b := range j.pendingBody {
+			out.body(j.session, b, j, len(b))
+		}
+	}
+	j.pendingBody, j.dispatched = nil, true
+	if !j.More || j.bodyEnded {
+		out.add(protocol.Frame{Type: protocol.Choke, Session: j.session}, nil, 0)
+	}
+	out.end()
 	if j.Timeout > 0 {
 		session := j.session
 		j.timeoutT = time.AfterFunc(j.Timeout, func() {
@@ -479,9 +502,85 @@ func (p *Pool) Handoff() []*Job {
 			j.deadlineT.Stop()
 			j.deadlineT = nil
 		}
-		j.elem, j.state, j.attempts = nil, jobNew, 0
+		j.elem, j.state, j.attempts = nil, jobNew, 0 // dispatched stays: a re-run replays
 		p.stats.Accepted-- // counted again by the pool that takes it
 		jobs = append(jobs, j)
 	}
 	return jobs
+}
+
+// feed adds streamed body to a job (see Job.Feed). It returns a channel
+// to wait on when the job has a window's worth not yet written.
+func (p *Pool) feed(j *Job, data []byte, block bool) (error, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.owner.Load() != p {
+		return nil, closedCh // handed over meanwhile: try its new pool
+	}
+	if j.state == jobDone || !j.More || j.bodyEnded {
+		return errJobOver, nil
+	}
+	if j.bodyQueued >= wire.Window {
+		if !block {
+			return ErrBodyOverflow, nil
+		}
+		if j.room == nil {
+			j.room = make(chan struct{})
+		}
+		return nil, j.room
+	}
+	j.bodyQueued += len(data)
+	if !j.noReplay {
+		if j.fedBytes+len(data) <= ReplayLimit {
+			j.fedBody = append(j.fedBody, data)
+			j.fedBytes += len(data)
+		} else {
+			j.noReplay, j.fedBody = true, nil
+		}
+	}
+	if j.state == jobRunning && j.slave != nil {
+		out := j.slave.out.begin()
+		out.body(j.session, data, j, len(data))
+		out.end()
+	} else {
+		j.pendingBody = append(j.pendingBody, data)
+	}
+	return nil, nil
+}
+
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// endBody ends a job's streamed body; false when the job moved to
+// another pool meanwhile.
+func (p *Pool) endBody(j *Job) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.owner.Load() != p {
+		return false
+	}
+	if j.state == jobDone || !j.More || j.bodyEnded {
+		return true
+	}
+	j.bodyEnded = true
+	if j.state == jobRunning && j.slave != nil {
+		out := j.slave.out.begin()
+		out.add(protocol.Frame{Type: protocol.Choke, Session: j.session}, nil, 0)
+		out.end()
+	}
+	return true
+}
+
+// bodyWritten is called by a slave's writer once n bytes of j's streamed
+// body are on the socket: room for more, and credit for the dealer.
+func (p *Pool) bodyWritten(j *Job, n int) {
+	p.mu.Lock()
+	j.bodyQueued -= n
+	if j.room != nil && j.bodyQueued < wire.Window {
+		close(j.room)
+		j.room = nil
+	}
+	p.mu.Unlock()
+	if j.OnBodyWritten != nil {
+		j.OnBodyWritten(n)
+	}
 }

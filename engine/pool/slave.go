@@ -41,29 +41,70 @@ type slave struct {
 	fault     string
 
 	lastSeen atomic.Int64 // unix nanos of the last frame; read by the watch timer
+	// inSink is set while the reader waits in a job's Sink (a slow caller
+	// holding the answer back): the slave's silence is then ours.
+	inSink atomic.Bool
 	out      *outbox      // frames to the slave, written in order by one goroutine
 	tail     *tail        // last lines of output, for the crash log
 }
 
 // outbox orders writes to a slave without blocking the pool on a slow
-// socket: the pool appends under its lock, one goroutine writes.
+// socket: the pool appends under its lock, one goroutine writes. Each
+// wake-up of the writer sends everything gathered in one write.
 type outbox struct {
 	mu     sync.Mutex
-	frames []protocol.Frame
+	frames []outFrame
 	wake   chan struct{}
 	closed bool
+}
+
+// outFrame is a frame and, for streamed request body, whose body it is and
+// how many bytes to credit once it is written.
+type outFrame struct {
+	f   protocol.Frame
+	job *Job
+	n   int
 }
 
 func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
 
 func (o *outbox) push(fs ...protocol.Frame) {
-	o.mu.Lock()
-	if !o.closed {
-		o.frames = append(o.frames, fs...)
+	b := o.begin()
+	for _, f := range fs {
+		b.add(f, nil, 0)
 	}
-	o.mu.Unlock()
+	b.end()
+}
+
+// batch appends several frames under one lock and one wake-up.
+type batch struct{ o *outbox }
+
+func (o *outbox) begin() batch { o.mu.Lock(); return batch{o} }
+
+func (b batch) add(f protocol.Frame, j *Job, n int) {
+	if !b.o.closed {
+		b.o.frames = append(b.o.frames, outFrame{f, j, n})
+	}
+}
+
+// body adds data as chunk frames of at most protocol.ChunkSize; credit
+// bytes are reported for j once written.
+func (b batch) body(session uint64, data []byte, j *Job, credit int) {
+	for len(data) > 0 {
+		k := min(len(data), protocol.ChunkSize)
+		c := 0
+		if k == len(data) {
+			c = credit // credited once, with the last piece
+		}
+		b.add(protocol.Frame{Type: protocol.Chunk, Session: session, Data: data[:k]}, j, c)
+		data = data[k:]
+	}
+}
+
+func (b batch) end() {
+	b.o.mu.Unlock()
 	select {
-	case o.wake <- struct{}{}:
+	case b.o.wake <- struct{}{}:
 	default:
 	}
 }
@@ -79,9 +120,10 @@ func (o *outbox) close() {
 	}
 }
 
-// run writes frames until the outbox closes or a write fails.
-func (o *outbox) run(c *protocol.Conn, onErr func(error)) {
-	var batch []protocol.Frame
+// run writes frames until the outbox closes or a write fails; written is
+// told of streamed body once it is on the socket.
+func (o *outbox) run(c *protocol.Conn, onErr func(error), written func(j *Job, n int)) {
+	var batch []outFrame
 	var ptrs []*protocol.Frame
 	for range o.wake {
 		for {
@@ -99,14 +141,19 @@ func (o *outbox) run(c *protocol.Conn, onErr func(error)) {
 			// choke, usually): fewer syscalls, and the slave reads it whole.
 			ptrs = ptrs[:0]
 			for i := range batch {
-				ptrs = append(ptrs, &batch[i])
+				ptrs = append(ptrs, &batch[i].f)
 			}
 			err := c.Write(ptrs...)
-			clear(batch)
 			if err != nil {
 				onErr(err)
 				return
 			}
+			for _, of := range batch {
+				if of.job != nil && of.n > 0 {
+					written(of.job, of.n)
+				}
+			}
+			clear(batch)
 		}
 	}
 }

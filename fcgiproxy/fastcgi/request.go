@@ -77,6 +77,12 @@ func ProcessEnv(r *http.Request) map[string]string {
 	return nil
 }
 
+// Is reports whether r came in over FastCGI through this package.
+func Is(r *http.Request) bool {
+	_, ok := r.Context().Value(envKey{}).(*envCtx)
+	return ok
+}
+
 // Param returns the FastCGI param name of the request r without building
 // the map of ProcessEnv: a scan of about a kilobyte, no allocation. ok is
 // false if the param is absent or r was not received by this package.

@@ -13,16 +13,33 @@ import (
 // DEALER (the client) and the engine's ROUTER. The first frame is a
 // MessagePack header [version, type, id, ...]; a body or chunk travels raw
 // in a second frame so that it is never copied into the header.
+//
+// Bodies stream both ways under flow control: an invoke carries the first
+// piece of the request body (all of it, usually); when Flags has
+// FlagMore, the client sends more as MsgChunk and ends it with MsgChoke.
+// Each side may have at most Window bytes of body or answer unconsumed at
+// the other; MsgCredit returns what was consumed.
 const Version = 1
+
+// Window is the most body (client → engine) or answer (engine → client)
+// bytes one request may have in flight, sent but not yet credited back.
+const Window = 1 << 20
+
+// Flags of an invoke.
+const (
+	FlagMore uint8 = 1 // the request body continues in MsgChunk, ended by MsgChoke
+)
 
 // MsgType is a dealer ⇄ engine message type.
 type MsgType uint8
 
 // Client → engine.
 const (
-	MsgInvoke MsgType = 1 // [1, 1, id, app, event, policy] + body frame
+	MsgInvoke MsgType = 1 // [1, 1, id, app, event, policy(, flags)] + body frame
 	MsgInfo   MsgType = 2 // [1, 2, id]: ask for the node's info
 	MsgCancel MsgType = 3 // [1, 3, id]: the caller went away
+	// MsgChunk (+ data frame) and MsgChoke also go client → engine: more
+	// request body, and its end, for an invoke with FlagMore.
 )
 
 // Engine → client.
@@ -32,6 +49,10 @@ const (
 	MsgError MsgType = 12 // [1, 12, id, code, message]
 	MsgChoke MsgType = 13 // [1, 13, id]: end of the response
 	MsgNode  MsgType = 14 // [1, 14, id] + JSON frame: the node's info
+	// MsgCredit goes both ways: [1, 15, id, bytes], that many bytes of the
+	// request body (engine → client) or of the answer (client → engine)
+	// were consumed, so as many more may be sent.
+	MsgCredit MsgType = 15
 )
 
 // Policy is how a request is to be handled.
@@ -55,6 +76,8 @@ type Header struct {
 	Policy  Policy // MsgInvoke
 	Code    Code   // MsgError
 	Message string // MsgError
+	Flags   uint8  // MsgInvoke
+	Credit  int64  // MsgCredit
 }
 
 // ErrBadMessage marks a message that does not follow the protocol.
@@ -63,9 +86,27 @@ var ErrBadMessage = errors.New("wire: bad message")
 // MaxHeader bounds a header frame; bodies travel in their own frame.
 const MaxHeader = 64 << 10
 
-// AppendHeader encodes h.
+// AppendHeader encodes h. It appends MessagePack by hand: a header is a
+// handful of small values on every message, and a generic encoder cost
+// more than the rest of a small request's framing.
 func AppendHeader(dst []byte, h *Header) ([]byte, error) {
-	var v []any
+	n := 3
+	switch h.Type {
+	case MsgInvoke:
+		n = 6
+		if h.Flags != 0 {
+			n = 7
+		}
+	case MsgError:
+		n = 5
+	case MsgCredit:
+		n = 4
+	case MsgInfo, MsgCancel, MsgAck, MsgChunk, MsgChoke, MsgNode:
+	default:
+		return dst, fmt.Errorf("%w: unknown type %d", ErrBadMessage, h.Type)
+	}
+	dst = append(dst, 0x90|byte(n), Version, byte(h.Type))
+	dst = appendStr(dst, h.ID)
 	switch h.Type {
 	case MsgInvoke:
 		p := h.Policy
@@ -73,19 +114,54 @@ func AppendHeader(dst []byte, h *Header) ([]byte, error) {
 		if !p.Deadline.IsZero() {
 			deadline = p.Deadline.UnixMilli()
 		}
-		v = []any{Version, uint8(h.Type), h.ID, h.App, h.Event, []any{p.Urgent, p.Timeout.Milliseconds(), deadline, p.Retries}}
+		dst = appendStr(dst, h.App)
+		dst = appendStr(dst, h.Event)
+		dst = append(dst, 0x94)
+		if p.Urgent {
+			dst = append(dst, 0xc3)
+		} else {
+			dst = append(dst, 0xc2)
+		}
+		dst = appendInt(dst, p.Timeout.Milliseconds())
+		dst = appendInt(dst, deadline)
+		dst = appendInt(dst, int64(p.Retries))
+		if n == 7 {
+			dst = appendInt(dst, int64(h.Flags))
+		}
 	case MsgError:
-		v = []any{Version, uint8(h.Type), h.ID, int(h.Code), h.Message}
-	case MsgInfo, MsgCancel, MsgAck, MsgChunk, MsgChoke, MsgNode:
-		v = []any{Version, uint8(h.Type), h.ID}
+		dst = appendInt(dst, int64(h.Code))
+		dst = appendStr(dst, h.Message)
+	case MsgCredit:
+		dst = appendInt(dst, h.Credit)
+	}
+	return dst, nil
+}
+
+func appendStr(dst []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		dst = append(dst, 0xa0|byte(n))
+	case n < 1<<8:
+		dst = append(dst, 0xd9, byte(n))
+	case n < 1<<16:
+		dst = append(dst, 0xda, byte(n>>8), byte(n))
 	default:
-		return dst, fmt.Errorf("%w: unknown type %d", ErrBadMessage, h.Type)
+		dst = append(dst, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	b, err := msgpack.Marshal(v)
-	if err != nil {
-		return dst, fmt.Errorf("wire: encode: %w", err)
+	return append(dst, s...)
+}
+
+func appendInt(dst []byte, v int64) []byte {
+	switch {
+	case v >= 0 && v < 128:
+		return append(dst, byte(v))
+	case v >= 0:
+		return append(dst, 0xd3, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	case v >= -32:
+		return append(dst, byte(v))
+	default:
+		return append(dst, 0xd3, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 	}
-	return append(dst, b...), nil
 }
 
 // DecodeHeader parses a header frame. It reads typed values one by one
@@ -106,8 +182,8 @@ func DecodeHeader(b []byte, h *Header) error {
 		return fmt.Errorf("%w: %s", ErrBadMessage, what)
 	}
 	n, err := dec.DecodeArrayLen()
-	if err != nil || n < 3 || n > 6 {
-		return bad(fmt.Sprintf("header must be an array of 3 to 6 elements (got %d)", n), err)
+	if err != nil || n < 3 || n > 7 {
+		return bad(fmt.Sprintf("header must be an array of 3 to 7 elements (got %d)", n), err)
 	}
 	ver, err := dec.DecodeInt64()
 	if err != nil || ver != Version {
@@ -118,8 +194,20 @@ func DecodeHeader(b []byte, h *Header) error {
 		return bad("type", err)
 	}
 	h.Type = MsgType(t)
-	want := map[MsgType]int{MsgInvoke: 6, MsgError: 5, MsgInfo: 3, MsgCancel: 3, MsgAck: 3, MsgChunk: 3, MsgChoke: 3, MsgNode: 3}[h.Type]
-	if want == 0 {
+	want := 0
+	switch h.Type {
+	case MsgInvoke:
+		want = 6
+		if n == 7 { // with flags
+			want = 7
+		}
+	case MsgError:
+		want = 5
+	case MsgCredit:
+		want = 4
+	case MsgInfo, MsgCancel, MsgAck, MsgChunk, MsgChoke, MsgNode:
+		want = 3
+	default:
 		return bad(fmt.Sprintf("unknown type %d", t), nil)
 	}
 	if n != want {
@@ -154,6 +242,19 @@ func DecodeHeader(b []byte, h *Header) error {
 		if deadline > 0 {
 			h.Policy.Deadline = time.UnixMilli(deadline)
 		}
+		if n == 7 {
+			flags, err := dec.DecodeUint8()
+			if err != nil || flags&^FlagMore != 0 {
+				return bad("flags", err)
+			}
+			h.Flags = flags
+		}
+	case MsgCredit:
+		c, err := dec.DecodeInt64()
+		if err != nil || c <= 0 || c > 1<<40 {
+			return bad("credit must be a positive byte count", err)
+		}
+		h.Credit = c
 	case MsgError:
 		code, err := dec.DecodeInt64()
 		if err != nil || code < 0 || code > 1<<20 {

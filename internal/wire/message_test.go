@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,6 +16,10 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Type: MsgError, ID: "r3", Code: CodeUnavailable, Message: "queue is full"},
 		{Type: MsgAck, ID: "r4"}, {Type: MsgChunk, ID: "r5"}, {Type: MsgChoke, ID: "r6"},
 		{Type: MsgInfo, ID: "r7"}, {Type: MsgCancel, ID: "r8"}, {Type: MsgNode, ID: "r9"},
+		{Type: MsgInvoke, ID: "r10", App: "a", Event: "e", Flags: FlagMore, Policy: Policy{Timeout: 200 * time.Millisecond}},
+		{Type: MsgCredit, ID: "r11", Credit: 1 << 20},
+		{Type: MsgError, ID: strings.Repeat("x", 40), Code: CodeDeadline, Message: strings.Repeat("long ", 100)},
+		{Type: MsgInvoke, ID: "r12", App: strings.Repeat("a", 300), Event: "e", Policy: Policy{Retries: 1000, Timeout: 366 * 24 * time.Hour}},
 	} {
 		b, err := AppendHeader(nil, &h)
 		if err != nil {

@@ -21,8 +21,16 @@ import (
 // poll costs a thread hand-off on every wake-up; on a small machine those
 // hand-offs were a large part of a request's latency.
 type Loop struct {
-	sock  *zmq.Socket
-	posts chan [][]byte
+	sock *zmq.Socket
+	// Messages to send wait in a slice the loop swaps out whole on each
+	// wake-up: posting never blocks (callers hold their own locks, and
+	// flow control above bounds what waits), and one wake-up sends
+	// everything that gathered.
+	pmu     sync.Mutex
+	pending [][][]byte
+	spare   [][][]byte
+	wake    chan struct{}
+	stopped bool
 	ready chan struct{} // watch → loop: ZMQ_FD became readable
 	acked chan struct{} // loop → watch: ZMQ_EVENTS was read since
 	file  *os.File      // a dup of ZMQ_FD, so closing it leaves zmq's own fd alone
@@ -30,8 +38,8 @@ type Loop struct {
 	once  sync.Once
 }
 
-// NewLoop prepares a loop for sock; queue bounds the messages waiting to
-// be sent.
+// NewLoop prepares a loop for sock. queue is a hint of how many messages
+// may wait to be sent.
 func NewLoop(sock *zmq.Socket, queue int) (*Loop, error) {
 	fd, err := sock.GetFd()
 	if err != nil {
@@ -45,7 +53,7 @@ func NewLoop(sock *zmq.Socket, queue int) (*Loop, error) {
 		unix.Close(dup)
 		return nil, err
 	}
-	l := &Loop{sock: sock, posts: make(chan [][]byte, queue), ready: make(chan struct{}, 1),
+	l := &Loop{sock: sock, wake: make(chan struct{}, 1), pending: make([][][]byte, 0, min(queue, 1024)), ready: make(chan struct{}, 1),
 		acked: make(chan struct{}, 1), file: os.NewFile(uintptr(dup), "zmq-fd"), done: make(chan struct{})}
 	rc, err := l.file.SyscallConn()
 	if err != nil {
@@ -82,12 +90,42 @@ func (l *Loop) watch(rc syscall.RawConn) {
 	}
 }
 
-// Post queues a message for the loop to send. It blocks only while the
-// queue is full, and drops the message once the loop has stopped.
+// Post queues a message for the loop to send. It never blocks, so it is
+// safe under the caller's locks and from the loop's own goroutine; once
+// the loop has stopped, the message is dropped.
 func (l *Loop) Post(frames [][]byte) {
-	select {
-	case l.posts <- frames:
-	case <-l.done:
+	l.pmu.Lock()
+	if l.stopped {
+		l.pmu.Unlock()
+		return
+	}
+	first := len(l.pending) == 0
+	l.pending = append(l.pending, frames)
+	l.pmu.Unlock()
+	if first {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flush sends every posted message.
+func (l *Loop) flush() {
+	for {
+		l.pmu.Lock()
+		batch := l.pending
+		l.pending = l.spare[:0]
+		l.pmu.Unlock()
+		if len(batch) == 0 {
+			l.spare = batch
+			return
+		}
+		for i, msg := range batch {
+			_ = l.Send(msg)
+			batch[i] = nil
+		}
+		l.spare = batch
 	}
 }
 
@@ -110,16 +148,8 @@ func (l *Loop) Run(ctx context.Context, recv func([][]byte)) {
 			case l.acked <- struct{}{}:
 			default:
 			}
-		case msg := <-l.posts:
-			l.Send(msg)
-			for more := true; more; { // send what else waits before sleeping
-				select {
-				case msg := <-l.posts:
-					l.Send(msg)
-				default:
-					more = false
-				}
-			}
+		case <-l.wake:
+			l.flush()
 		}
 	}
 }
@@ -155,6 +185,10 @@ func (l *Loop) Send(msg [][]byte) error {
 
 func (l *Loop) stop() {
 	l.once.Do(func() {
+		l.pmu.Lock()
+		l.stopped = true
+		l.pending = nil
+		l.pmu.Unlock()
 		close(l.done)
 		l.file.Close()
 	})

@@ -26,6 +26,15 @@ var _ Validator = (*Python)(nil)
 
 func init() { Register("python", &Python{}) }
 
+// HTTPByDefault: a WSGI app without handlers serves every event as HTTP.
+// With both, events go to handlers when the module has one, which only
+// the runtime knows: such events declare "payload": "http" themselves.
+func (p *Python) HTTPByDefault(m *manifest.Manifest) bool {
+	_, hasMod := m.Args["module"]
+	_, hasWSGI := m.Args["wsgi"]
+	return hasWSGI && !hasMod
+}
+
 // ValidateArgs needs module or wsgi ("module:callable") and a list path.
 func (p *Python) ValidateArgs(m *manifest.Manifest) []manifest.Problem {
 	var ps []manifest.Problem

@@ -36,6 +36,31 @@ type Validator interface {
 	ValidateArgs(m *manifest.Manifest) []manifest.Problem
 }
 
+// WebDefaulter is implemented by sandboxes whose apps may be web apps
+// served unchanged (WSGI, PSGI, a Node request listener): it says whether
+// an event that does not declare its payload speaks the HTTP payload.
+type WebDefaulter interface {
+	HTTPByDefault(m *manifest.Manifest) bool
+}
+
+// Payload kinds of a native-server event (its manifest "payload" key):
+// the HTTP payload of docs/protocol.md, or the body as raw bytes.
+const (
+	PayloadHTTP = "http"
+	PayloadRaw  = "raw"
+)
+
+// DefaultPayload is the payload of an event of m that does not declare
+// one: raw, unless the sandbox says the app is a web app.
+func DefaultPayload(m *manifest.Manifest) string {
+	if s, err := Get(m.Type); err == nil {
+		if w, ok := s.(WebDefaulter); ok && w.HTTPByDefault(m) {
+			return PayloadHTTP
+		}
+	}
+	return PayloadRaw
+}
+
 // Launcher makes the command of one slave. The pool adds the protocol
 // environment; Limit adds resource limits.
 type Launcher interface {
