@@ -36,9 +36,9 @@ const (
 
 // Event is one thing a node said about a request.
 type Event struct {
-	Kind EventKind
-	Data []byte
-	Err  *wire.Error
+	Kind     EventKind
+	Data     []byte
+	Err      *wire.Error
 	n        int64 // eventCredit: bytes
 	credited bool  // a chunk already credited to its node (see BufferWhileSending)
 }

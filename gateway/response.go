@@ -46,13 +46,13 @@ type Response struct {
 	consumed int64         // answer bytes taken since the last credit sent
 
 	// The request body.
-	body    []byte // everything sent so far while replay holds
-	replay  bool   // body holds the whole request body so far
-	more    bool   // more body is to come through Write
+	body   []byte // everything sent so far while replay holds
+	replay bool   // body holds the whole request body so far
+	more   bool   // more body is to come through Write
 	// spill, when set, lifts the answer window while the body still
 	// streams, up to that many bytes queued (BufferWhileSending).
-	spill int
-	started bool   // a Write or CloseSend happened: the body is streaming
+	spill   int
+	started bool // a Write or CloseSend happened: the body is streaming
 
 	// Delivery.
 	cur      *try // the attempt in flight, nil between attempts

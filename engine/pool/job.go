@@ -48,16 +48,16 @@ type Job struct {
 	OnBodyWritten func(n int)
 
 	// Owned by the pool, under its lock.
-	owner     atomic.Pointer[Pool] // the pool that accepted it last
-	state     jobState
-	elem      *list.Element // in the queue while queued
-	slave     *slave
-	session   uint64
-	chunked   bool // a chunk reached the sink: the job can no longer be re-run
-	attempts  int
+	owner      atomic.Pointer[Pool] // the pool that accepted it last
+	state      jobState
+	elem       *list.Element // in the queue while queued
+	slave      *slave
+	session    uint64
+	chunked    bool // a chunk reached the sink: the job can no longer be re-run
+	attempts   int
 	dispatched bool // handed to a slave at least once: a re-run replays fedBody
-	deadlineT *time.Timer
-	timeoutT  *time.Timer
+	deadlineT  *time.Timer
+	timeoutT   *time.Timer
 	// The streaming body, under the pool lock: chunks fed while queued,
 	// everything handed to slaves (for a re-run) while it fits ReplayLimit.
 	pendingBody [][]byte

@@ -503,7 +503,7 @@ func (p *Pool) Handoff() []*Job {
 			j.deadlineT = nil
 		}
 		j.elem, j.state, j.attempts = nil, jobNew, 0 // dispatched stays: a re-run replays
-		p.stats.Accepted-- // counted again by the pool that takes it
+		p.stats.Accepted--                           // counted again by the pool that takes it
 		jobs = append(jobs, j)
 	}
 	return jobs

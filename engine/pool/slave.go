@@ -44,8 +44,8 @@ type slave struct {
 	// inSink is set while the reader waits in a job's Sink (a slow caller
 	// holding the answer back): the slave's silence is then ours.
 	inSink atomic.Bool
-	out      *outbox      // frames to the slave, written in order by one goroutine
-	tail     *tail        // last lines of output, for the crash log
+	out    *outbox // frames to the slave, written in order by one goroutine
+	tail   *tail   // last lines of output, for the crash log
 }
 
 // outbox orders writes to a slave without blocking the pool on a slow

@@ -31,11 +31,11 @@ type Loop struct {
 	spare   [][][]byte
 	wake    chan struct{}
 	stopped bool
-	ready chan struct{} // watch → loop: ZMQ_FD became readable
-	acked chan struct{} // loop → watch: ZMQ_EVENTS was read since
-	file  *os.File      // a dup of ZMQ_FD, so closing it leaves zmq's own fd alone
-	done  chan struct{}
-	once  sync.Once
+	ready   chan struct{} // watch → loop: ZMQ_FD became readable
+	acked   chan struct{} // loop → watch: ZMQ_EVENTS was read since
+	file    *os.File      // a dup of ZMQ_FD, so closing it leaves zmq's own fd alone
+	done    chan struct{}
+	once    sync.Once
 }
 
 // NewLoop prepares a loop for sock. queue is a hint of how many messages
