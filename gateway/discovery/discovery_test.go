@@ -101,11 +101,12 @@ func TestParse(t *testing.T) {
 type fake struct {
 	name string
 	sets chan []string
+	done chan struct{} // update returned: what was sent has been taken in
 	fail chan error
 }
 
 func newFake(name string) *fake {
-	return &fake{name: name, sets: make(chan []string), fail: make(chan error)}
+	return &fake{name: name, sets: make(chan []string), done: make(chan struct{}), fail: make(chan error)}
 }
 
 func (f *fake) String() string { return f.name }
@@ -117,6 +118,10 @@ func (f *fake) Run(ctx context.Context, update func([]string)) error {
 			return ctx.Err() // a source may say why it stopped; Merge must cope
 		case s := <-f.sets:
 			update(s)
+			select {
+			case f.done <- struct{}{}:
+			case <-ctx.Done():
+			}
 		case err := <-f.fail:
 			return err
 		}
@@ -125,10 +130,29 @@ func (f *fake) Run(ctx context.Context, update func([]string)) error {
 
 func (f *fake) send(t *testing.T, set ...string) {
 	t.Helper()
-	select {
-	case f.sets <- set:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: Run is not taking updates", f.name)
+	// Waiting for update to return orders reports across sources: Merge
+	// takes one report at a time, so the next source's report comes after.
+	for _, c := range []func() bool{
+		func() bool {
+			select {
+			case f.sets <- set:
+				return true
+			case <-time.After(5 * time.Second):
+				return false
+			}
+		},
+		func() bool {
+			select {
+			case <-f.done:
+				return true
+			case <-time.After(5 * time.Second):
+				return false
+			}
+		},
+	} {
+		if !c() {
+			t.Fatalf("%s: Run is not taking updates", f.name)
+		}
 	}
 }
 
