@@ -1,17 +1,28 @@
 """The slave's protocol loop (docs/protocol.md).
 
-Three threads: the main thread runs handlers, one session at a time; a
-reader thread keeps reading frames, so request chunks, cancellations and a
-terminate arrive while a handler runs; a heartbeat thread keeps the slave
-visibly alive whatever the handler does. Writes share one lock, so frames
-never interleave.
+One thread, the loop thread, reads the socket, routes frames, keeps the
+heartbeat timer, and with the default concurrency of 1 runs the handlers
+too: a request costs one thread wake-up, and a handler waiting for request
+chunks (or for a cancel) runs the loop itself while it waits. A handler that
+blocks without waiting for the engine (time.sleep, a slow query) would stop
+the heartbeats, so a standby thread, which wakes once per heartbeat period
+whatever the load, takes the loop over from a handler that has run for half
+a period and gives it back when the handler returns.
+
+With engine.concurrency above 1, the loop thread only runs the loop, and
+that many handler threads take sessions from it (for I/O-bound apps: a
+thread hand-off per request, but sessions overlap).
+
+slaves/python/README.md explains the choice and its measurements.
 """
 
+import collections
 import os
-import queue
+import select
 import socket
 import sys
 import threading
+import time
 import traceback
 
 from . import app, protocol
@@ -24,41 +35,267 @@ GONE_GRACE = 1.0
 # Error messages go to a caller: short, no traceback.
 MAX_MESSAGE = 300
 
+# A handler's write or cancellation check reads what the engine sent
+# (a cancel) when the loop has not run for this long (seconds).
+REFRESH_AFTER = 0.001
+
+RECV_SIZE = 256 << 10
+
+_READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_monotonic = time.monotonic
+
 
 def log(msg):
     print("cocaine: " + msg, file=sys.stderr, flush=True)
 
 
 class Worker:
-    def __init__(self, sock, slave_id, period, dispatch):
+    def __init__(self, sock, slave_id, period, dispatch, concurrency=1):
         self._sock = sock
         self._id = slave_id
         self._period = period
         self._dispatch = dispatch
-        self._wlock = threading.Lock()
-        self._sessions = {}  # session -> Request; single dict ops are atomic
-        self._queue = queue.Queue()  # (session, Request) to serve, None to stop
-        self._stop = threading.Event()
+        self._threads = concurrency if concurrency > 1 else 0  # handler threads; 0: inline
+
+        sock.setblocking(False)
+        self._fd = sock.fileno()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._poll = select.poll()
+        self._poll.register(self._fd, _READ)
+        self._poll.register(self._wake_r, _READ)
+        self._reader = protocol.Reader()
+
+        self._wlock = threading.Lock()  # frames never interleave
+        # The loop: whoever holds this lock reads the socket and keeps the
+        # timer (the loop thread, a handler waiting for input, the standby).
+        self._loop = threading.Lock()
+        self._last_pump = 0.0
+        self._next_beat = 0.0
+        self._cond = threading.Condition(threading.Lock())  # input for handlers not holding the loop
+        self._waiters = 0
+        self._work = threading.Condition(threading.Lock())  # sessions for handler threads
+        self._idle = 0  # handler threads waiting for a session
+
+        self._sessions = {}  # session -> Request, until its handler is done
+        self._ready = collections.deque()  # (session, Request) not started yet
+        self._stopping = False  # the engine said terminate
+        self._gone = False  # the engine went away
         self._finished = threading.Event()
-        self._gone = False
+
+        # The handler running on the loop thread (inline mode): since when,
+        # and whether the standby holds the loop for it.
+        self._busy_since = 0.0
+        self._taken = False
+
+    # --- writing -----------------------------------------------------------
 
     def send(self, *frames):
         """Write encoded frames in one write."""
-        data = b"".join(frames)
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         with self._wlock:
-            self._sock.sendall(data)
+            try:
+                n = self._sock.send(data)
+            except BlockingIOError:
+                n = 0
+            if n < len(data):
+                self._send_rest(memoryview(data)[n:])
+
+    def _send_rest(self, view):
+        """The engine reads slower than we write: wait for room, reading
+        what it sends meanwhile if this thread may run the loop (so neither
+        side waits for the other with full buffers)."""
+        mine = self._loop.acquire(False)
+        try:
+            poll = select.poll()
+            poll.register(self._fd, select.POLLOUT | (_READ if mine else 0))
+            while view:
+                events = poll.poll(self._period * 1000)
+                if mine and any(e & _READ for _, e in events):
+                    if not self._read() or self._gone:
+                        raise BrokenPipeError("the engine went away")
+                try:
+                    n = self._sock.send(view)
+                except BlockingIOError:
+                    continue
+                view = view[n:]
+        finally:
+            if mine:
+                self._loop.release()
+                self._notify_loop_free()
+
+    def _beat(self, now):
+        self._next_beat = now + self._period
+        try:
+            self.send(protocol.HEARTBEAT_FRAME)
+        except OSError:
+            pass  # the read side sees the engine gone
+
+    # --- the loop ----------------------------------------------------------
+
+    def _pump(self, timeout):
+        """One turn of the loop, for the holder of self._loop: wait up to
+        timeout seconds for frames and route them, and send the heartbeat
+        when it is due."""
+        now = _monotonic()
+        if now >= self._next_beat:
+            self._beat(now)
+        wait = self._next_beat - now
+        if timeout is not None and timeout < wait:
+            wait = timeout
+        events = self._poll.poll(wait * 1000 if wait > 0 else 0)
+        self._last_pump = _monotonic()
+        for fd, _ in events:
+            if fd == self._fd:
+                self._read()
+            else:
+                try:
+                    os.read(self._wake_r, 512)
+                except BlockingIOError:
+                    pass
+
+    def _read(self):
+        """Read and route what the socket holds. False once the engine is gone."""
+        if self._gone:
+            return False
+        try:
+            data = self._sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return True
+        except OSError as e:
+            self._lost("reading from the engine: %s" % e)
+            return False
+        if not data:
+            self._lost(None if self._finished.is_set() else "engine closed the connection")
+            return False
+        try:
+            frames = self._reader.feed(data)
+        except protocol.ProtocolError as e:
+            self._lost("reading from the engine: %s" % e)
+            return False
+        sessions = self._sessions
+        for f in frames:
+            kind, session = f[0], f[1]
+            if kind == protocol.CHUNK:
+                req = sessions.get(session)
+                if req is not None:
+                    req._push(f[2])
+            elif kind == protocol.INVOKE:
+                req = Request(f[2], self)
+                sessions[session] = req
+                self._ready.append((session, req))
+                if self._idle:
+                    with self._work:
+                        self._work.notify()
+            elif kind == protocol.CHOKE:
+                req = sessions.get(session)
+                if req is not None:
+                    req._finish()
+            elif kind == protocol.ERROR:
+                req = sessions.get(session)
+                if req is not None:
+                    req._cancel("%s %s" % (f[2], f[3]))
+            elif kind == protocol.TERMINATE:
+                self._stopping = True  # after the sessions already given
+                self._wake_all()
+            # the session ended here already (404, say), or a frame only a
+            # slave sends: nothing to do
+        return True
+
+    def _lost(self, why):
+        if why:
+            log(why)
+        self._gone = True
+        try:
+            self._poll.unregister(self._fd)  # a closed socket polls readable forever
+        except KeyError:
+            pass
+        while self._ready:  # never started: nobody runs them now
+            self._sessions.pop(self._ready.popleft()[0], None)
+        for req in list(self._sessions.values()):
+            req._cancel("engine gone")
+        self._wake_all()
+
+    def _wake_all(self):
+        with self._work:
+            self._work.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _wake(self):
+        """Interrupt the loop's poll."""
+        try:
+            os.write(self._wake_w, b"w")
+        except BlockingIOError:
+            pass
+
+    # --- the Request hub: how handlers wait (stream.Hub) --------------------
+
+    def notify(self):
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
+
+    def wait(self, ready, timeout=None):
+        """Wait until ready() or timeout seconds: by running the loop when
+        this thread may, else by waiting for whoever runs it."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        while not ready():
+            left = None
+            if deadline is not None:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    return
+            if self._loop.acquire(False):
+                try:
+                    if self._gone:
+                        return
+                    self._pump(left)
+                finally:
+                    self._loop.release()
+                continue
+            with self._cond:
+                self._waiters += 1
+                try:
+                    if not ready():
+                        if self._taken:
+                            self._wake()  # the standby gives the loop back
+                        # Bounded: the loop may change hands without a notify.
+                        self._cond.wait(self._period if left is None else min(left, self._period))
+                finally:
+                    self._waiters -= 1
+
+    def refresh(self):
+        if _monotonic() - self._last_pump >= REFRESH_AFTER and self._loop.acquire(False):
+            try:
+                if not self._gone:
+                    self._pump(0)
+            finally:
+                self._loop.release()
+
+    def _notify_loop_free(self):
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
+
+    # --- running -----------------------------------------------------------
 
     def run(self):
         """Serve until the engine says terminate (returns 0) or goes away (1)."""
         self.send(protocol.handshake(self._id, os.getpid()))
-        threading.Thread(target=self._heartbeat, name="cocaine-heartbeat", daemon=True).start()
-        threading.Thread(target=self._read, name="cocaine-reader", daemon=True).start()
+        self._next_beat = _monotonic() + self._period
+        if self._threads:
+            for i in range(self._threads):
+                threading.Thread(target=self._handler_thread, name="cocaine-handler-%d" % i, daemon=True).start()
+        else:
+            threading.Thread(target=self._standby, name="cocaine-standby", daemon=True).start()
+        self._loop.acquire()
         try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    break
-                self._serve(*item)
+            if self._threads:
+                self._run_loop()
+            else:
+                self._run_inline()
             if self._gone:
                 return 1
             try:
@@ -67,58 +304,100 @@ class Worker:
                 return 1
             return 0
         finally:
-            self._stop.set()
             self._finished.set()
+            self._wake_all()
+            self._loop.release()
+            self._notify_loop_free()
 
-    def _heartbeat(self):
-        while not self._stop.wait(self._period):
-            try:
-                self.send(protocol.heartbeat())
-            except OSError:
+    def _run_inline(self):
+        """The loop thread runs the handlers, one session at a time, and
+        holds the loop except while a handler runs."""
+        ready = self._ready
+        while True:
+            while ready and not self._gone:
+                session, req = ready.popleft()
+                self._busy_since = _monotonic()
+                self._loop.release()
+                try:
+                    self._serve(session, req)
+                finally:
+                    self._busy_since = 0.0
+                    if not self._loop.acquire(False):
+                        # The standby has the loop: ask for it back.
+                        self._wake()
+                        self._loop.acquire()
+            if self._gone or self._stopping:
                 return
+            self._pump(None)
 
-    def _read(self):
-        f = self._sock.makefile("rb")
-        try:
-            while True:
-                frame = protocol.read_frame(f)
-                if frame is None:
-                    if not self._finished.is_set():
-                        log("engine closed the connection")
-                    break
-                self._route(frame)
-        except (OSError, protocol.ProtocolError) as e:
-            if not self._finished.is_set():
-                log("reading from the engine: %s" % e)
-        self._gone = True
-        for req in list(self._sessions.values()):
-            req._cancel("engine gone")
-        self._queue.put(None)
-        if not self._finished.wait(GONE_GRACE):
-            # A handler that ignores cancellation must not keep an orphan alive.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+    def _standby(self):
+        """Heartbeats, cancellation and the engine's departure while the
+        loop thread is stuck in a handler (inline mode only)."""
+        while not self._finished.wait(self._period / 2):
+            since = self._busy_since
+            if not since or _monotonic() - since < self._period / 2:
+                continue
+            if not self._loop.acquire(False):
+                continue  # the handler is running the loop itself
+            try:
+                if self._busy_since != since:
+                    continue  # it returned meanwhile
+                # Until the handler returns, or waits for input: then it
+                # runs the loop itself again.
+                self._taken = True
+                while self._busy_since == since and not self._gone and not self._waiters:
+                    self._pump(None)
+            finally:
+                self._taken = False
+                self._loop.release()
+                self._notify_loop_free()
+            if self._gone and not self._finished.wait(GONE_GRACE):
+                # A handler that ignores cancellation must not keep an
+                # orphan alive.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(1)
 
-    def _route(self, frame):
-        kind, session = frame[0], frame[1]
-        if kind == protocol.INVOKE:
-            req = Request(frame[2])
-            self._sessions[session] = req
-            self._queue.put((session, req))
-            return
-        if kind == protocol.TERMINATE:
-            self._queue.put(None)  # after the sessions already given
-            return
-        req = self._sessions.get(session)
-        if req is None:
-            return  # the session ended here already (404, say)
-        if kind == protocol.CHUNK:
-            req._push(frame[2])
-        elif kind == protocol.CHOKE:
-            req._finish()
-        elif kind == protocol.ERROR:
-            req._cancel("%s %s" % (frame[2], frame[3]))
+    def _run_loop(self):
+        """The loop alone; handler threads take the sessions."""
+        while not self._gone and not (self._stopping and not self._sessions):
+            self._pump(None)
+        if self._gone and self._sessions:
+            deadline = _monotonic() + GONE_GRACE
+            while self._sessions and _monotonic() < deadline:
+                self._wait_threads(deadline - _monotonic())
+            if self._sessions:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(1)
+
+    def _wait_threads(self, timeout):
+        with self._cond:
+            self._waiters += 1
+            try:
+                self._cond.wait(min(timeout, 0.05))
+            finally:
+                self._waiters -= 1
+
+    def _handler_thread(self):
+        ready, work = self._ready, self._work
+        while True:
+            with work:
+                self._idle += 1
+                try:
+                    while not ready and not (self._gone or self._finished.is_set()):
+                        work.wait()
+                finally:
+                    self._idle -= 1
+            if self._gone or self._finished.is_set():
+                return
+            try:
+                session, req = ready.popleft()
+            except IndexError:
+                continue  # another thread took it
+            self._serve(session, req)
+            if self._stopping and not self._sessions:
+                self._wake()
 
     def _serve(self, session, req):
         resp = Response(session, self.send, req)
@@ -129,7 +408,7 @@ class Worker:
             except Error as e:
                 resp._fail(e.code, e.message)
             except Exception as e:
-                if req.cancelled:
+                if req._cancelled:
                     # The engine ignores the answer; the error is expected.
                     log("session %d (%s) cancelled: %s" % (session, req.event, req._reason))
                     resp._fail(520, "cancelled")
@@ -139,7 +418,8 @@ class Worker:
                 sys.stderr.flush()
                 resp._fail(502, short(e))
         except OSError as e:
-            log("session %d: cannot answer: %s" % (session, e))
+            if not self._gone:
+                log("session %d: cannot answer: %s" % (session, e))
         finally:
             self._sessions.pop(session, None)
 
@@ -147,6 +427,13 @@ class Worker:
 def short(e):
     msg = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
     return msg if len(msg) <= MAX_MESSAGE else msg[:MAX_MESSAGE - 3] + "..."
+
+
+def concurrency(manifest):
+    """engine.concurrency of the manifest, 1 when absent or not a count."""
+    engine = manifest.get("engine")
+    n = engine.get("concurrency", 1) if isinstance(engine, dict) else 1
+    return n if type(n) is int and n >= 1 else 1
 
 
 def main():
@@ -167,7 +454,8 @@ def main():
 
     root = os.getcwd()
     try:
-        dispatch = app.load(root, app.read_manifest(root))
+        manifest = app.read_manifest(root)
+        dispatch = app.load(root, manifest)
     except app.ManifestError as e:
         log("manifest.json: %s" % e)
         return 2
@@ -188,6 +476,6 @@ def main():
         log("connect to the engine at %s: %s" % (path, e))
         return 1
     try:
-        return Worker(sock, slave_id, period, dispatch).run()
+        return Worker(sock, slave_id, period, dispatch, concurrency(manifest)).run()
     finally:
         sock.close()
