@@ -53,6 +53,13 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, starter(t, "testdata/conformance"))
 }
 
+// TestConformanceThreads runs the suite against the handler threads of an
+// app whose manifest asks for engine.concurrency 4: sessions run at once.
+func TestConformanceThreads(t *testing.T) {
+	requirePython(t)
+	conformance.RunWithOptions(t, conformance.Options{Concurrent: true}, starter(t, "testdata/conformance-threads"))
+}
+
 func TestPythonUnittests(t *testing.T) {
 	requirePython(t)
 	cmd := exec.Command(Python, "-m", "unittest", "discover", "-s", "tests")

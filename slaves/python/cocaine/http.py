@@ -14,6 +14,38 @@ def read_request(request):
     The front sends the map as the first chunk; it is accepted split over
     several chunks too, and bytes after it are body.
     """
+    head = rest = None
+    chunks = request._chunks
+    if chunks:
+        # The usual case: the map is the first chunk, already here, alone
+        # or followed by body bytes.
+        try:
+            head, rest = _unpackb(chunks[0], raw=False, unicode_errors="surrogateescape"), b""
+        except msgpack.ExtraData as e:
+            head, rest = e.unpacked, e.extra
+        except Exception:
+            pass  # split over chunks, or malformed: the general way says which
+        if head is not None:
+            request._size -= len(chunks.popleft())
+    if head is None:
+        head, rest = _read_split(request)
+    meta = head.get("meta") if isinstance(head, dict) else None
+    if not isinstance(meta, dict):
+        raise Error(400, "HTTP request head must be a map with a meta map")
+    body = head.get("body") or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogateescape")
+    if not isinstance(body, bytes):
+        raise Error(400, "HTTP request body must be bytes")
+    if rest:
+        body += rest
+    return meta, body
+
+
+_unpackb = msgpack.unpackb
+
+
+def _read_split(request):
     unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape")
     seen = bytearray()
     for chunk in request:
@@ -25,19 +57,8 @@ def read_request(request):
             continue
         except Exception as e:
             raise Error(400, "malformed HTTP request head: %s" % e) from None
-        rest = bytes(seen[unpacker.tell():])
-        break
-    else:
-        raise Error(400, "HTTP request without its head")
-    meta = head.get("meta") if isinstance(head, dict) else None
-    if not isinstance(meta, dict):
-        raise Error(400, "HTTP request head must be a map with a meta map")
-    body = head.get("body") or b""
-    if isinstance(body, str):
-        body = body.encode("utf-8", "surrogateescape")
-    if not isinstance(body, bytes):
-        raise Error(400, "HTTP request body must be bytes")
-    return meta, body + rest
+        return head, bytes(seen[unpacker.tell():])
+    raise Error(400, "HTTP request without its head")
 
 
 def write_head(response, code, headers):
@@ -46,10 +67,27 @@ def write_head(response, code, headers):
     # WSGI header strings are latin-1 stand-ins for bytes (PEP 3333); the
     # payload carries the bytes themselves in msgpack str, so encode them
     # back with latin-1 and pack bytes as str (use_bin_type=False).
-    head = {"code": int(code),
-            "headers": [[_latin1(n), _latin1(v)] for n, v in headers]}
-    response.write(msgpack.packb(head, use_bin_type=False))
+    try:
+        key = (code, tuple(headers))
+        packed = _heads.get(key)
+    except TypeError:  # a header pair that is a list: not hashable
+        key = packed = None
+    if packed is None:
+        head = {"code": int(code),
+                "headers": [[_latin1(n), _latin1(v)] for n, v in headers]}
+        packed = msgpack.packb(head, use_bin_type=False)
+        if key is not None:
+            if len(_heads) >= _MAX_HEADS:
+                _heads.clear()
+            _heads[key] = packed
+    response.write(packed)
     response._end_chunk()
+
+
+# Packed answer heads by (code, headers): most apps answer the same few
+# heads over and over (bounded all the same: a Set-Cookie head is unique).
+_heads = {}
+_MAX_HEADS = 256
 
 
 def _latin1(s):

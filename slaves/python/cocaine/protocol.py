@@ -149,4 +149,7 @@ class Reader:
                 raise ProtocolError("bad MessagePack: %s" % e) from None
             if u.tell() - start != n:
                 raise ProtocolError("frame of %d bytes holds %d bytes of MessagePack" % (n, u.tell() - start))
-            frames.append(check(frame))
+            if type(frame) is not list or _ARITY.get(frame[0] if frame else None) != len(frame) \
+                    or type(frame[2] if frame[0] == CHUNK else b"") is not bytes:
+                check(frame)  # says what is wrong, or converts a str chunk
+            frames.append(frame)

@@ -13,13 +13,17 @@ from . import http
 def native(s):
     """PEP 3333's native string: the bytes as received, decoded as latin-1.
     Strings from MessagePack were decoded as UTF-8 with surrogateescape, so
-    this recovers those bytes exactly."""
-    return str(s).encode("utf-8", "surrogateescape").decode("latin-1")
+    this recovers those bytes exactly. ASCII, the usual case, is itself."""
+    if s.isascii():
+        return s
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def unquote(s):
     """Percent-decode a raw path, as CGI does for SCRIPT_NAME and PATH_INFO."""
-    return urllib.parse.unquote_to_bytes(str(s).encode("utf-8", "surrogateescape")).decode("latin-1")
+    if "%" not in s:
+        return native(s)
+    return urllib.parse.unquote_to_bytes(s.encode("utf-8", "surrogateescape")).decode("latin-1")
 
 
 def split_hostport(s):
@@ -57,35 +61,63 @@ class Input:
             yield line
 
 
+# Header name -> environ key, or None for a name that is dropped. Apps see
+# the same few names again and again; the cache is bounded all the same.
+_KEYS = {"Content-Type": "CONTENT_TYPE", "Content-Length": "CONTENT_LENGTH"}
+_MAX_KEYS = 512
+
+
+def _key(name):
+    key = _KEYS.get(name)
+    if key is None and name not in _KEYS:
+        # "X_Forwarded_For" would pass for X-Forwarded-For once mapped to a
+        # key: such names are dropped, as nginx and gunicorn do.
+        if "_" not in name:
+            key = name.upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+        if len(_KEYS) >= _MAX_KEYS:
+            _KEYS.clear()
+        _KEYS[name] = key
+    return key
+
+
 def environ(meta, request):
-    """The WSGI environ of one request."""
-    secure = bool(meta.get("secure"))
-    path = str(meta.get("path") or "/")
-    query = str(meta.get("query") or "")
-    if "script_name" in meta or "path_info" in meta:
-        script, info = str(meta.get("script_name") or ""), str(meta.get("path_info") or "")
-    else:
+    """The WSGI environ of one request, built in one pass over meta."""
+    get = meta.get
+    secure = bool(get("secure"))
+    path = get("path") or "/"
+    query = get("query") or ""
+    script, info = get("script_name"), get("path_info")
+    if script is None and info is None:
         script, info = "", path
+    else:
+        script, info = script or "", info or ""
+        if type(script) is not str or type(info) is not str:
+            script, info = str(script), str(info)
     # PEP 3333: SCRIPT_NAME is "" or starts with "/" (never just "/"), and
     # PATH_INFO is "" or starts with "/".
-    script = script.rstrip("/")
-    if info and not info.startswith("/"):
-        info = "/" + info
-    if not script and not info:
-        info = "/"
-    host = str(meta.get("host") or "")
-    server_name, server_port = split_hostport(host)
-    remote_addr, remote_port = split_hostport(str(meta.get("remote_addr") or ""))
+    if script.endswith("/"):
+        script = script.rstrip("/")
+    if not info.startswith("/"):
+        info = "/" + info if info or not script else info
+    host = get("host") or ""
+    if type(path) is not str or type(query) is not str or type(host) is not str:
+        path, query, host = str(path), str(query), str(host)
+    if host:
+        server_name, server_port = split_hostport(host)
+    else:
+        server_name, server_port = "", ""
 
     env = {
-        "REQUEST_METHOD": native(meta.get("method") or "GET"),
+        "REQUEST_METHOD": native(get("method") or "GET"),
         "SCRIPT_NAME": unquote(script),
         "PATH_INFO": unquote(info),
         "QUERY_STRING": native(query),
-        "REQUEST_URI": native(path + ("?" + query if query else "")),
-        "SERVER_NAME": native(server_name or "localhost"),
-        "SERVER_PORT": native(server_port or ("443" if secure else "80")),
-        "SERVER_PROTOCOL": native(meta.get("protocol") or "HTTP/1.1"),
+        "REQUEST_URI": native(path + "?" + query if query else path),
+        "SERVER_NAME": native(server_name) if server_name else "localhost",
+        "SERVER_PORT": native(server_port) if server_port else ("443" if secure else "80"),
+        "SERVER_PROTOCOL": native(get("protocol") or "HTTP/1.1"),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "https" if secure else "http",
         "wsgi.input": Input(request),
@@ -96,27 +128,50 @@ def environ(meta, request):
         "cocaine.meta": meta,
         "cocaine.request": request,
     }
-    if remote_addr:
-        env["REMOTE_ADDR"] = native(remote_addr)
-    if remote_port:
-        env["REMOTE_PORT"] = native(remote_port)
+    remote = get("remote_addr")
+    if remote:
+        remote_addr, remote_port = split_hostport(str(remote))
+        if remote_addr:
+            env["REMOTE_ADDR"] = native(remote_addr)
+        if remote_port:
+            env["REMOTE_PORT"] = native(remote_port)
     if secure:
         env["HTTPS"] = "on"
-    for name, value in http.header_items(meta.get("headers")):
-        # "X_Forwarded_For" would pass for X-Forwarded-For once mapped to a
-        # key: such names are dropped, as nginx and gunicorn do.
-        if "_" in name:
-            continue
-        key = name.upper().replace("-", "_")
-        value = native(value)
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            env[key] = value
-            continue
-        key = "HTTP_" + key
-        if key in env:
-            env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
-        else:
-            env[key] = value
+    headers = get("headers")
+    if type(headers) is dict:
+        for name, values in headers.items():
+            if type(name) is not str:
+                continue
+            key = _key(name)
+            if key is None:
+                continue
+            if type(values) is list:
+                if len(values) == 1 and type(values[0]) is str:
+                    value = native(values[0])
+                else:
+                    strs = [native(v) for v in values if type(v) is str]
+                    if not strs:
+                        continue
+                    value = ("; " if key == "HTTP_COOKIE" else ",").join(strs)
+            elif type(values) is str:
+                value = native(values)
+            else:
+                continue
+            if key in env:
+                env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+            else:
+                env[key] = value
+    elif headers is not None:
+        # The payload's other accepted shape: a list of [name, value] pairs.
+        for name, value in http.header_items(headers):
+            key = _key(name)
+            if key is None:
+                continue
+            value = native(value)
+            if key in env:
+                env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+            else:
+                env[key] = value
     if host:
         env["HTTP_HOST"] = native(host)
     return env

@@ -3,11 +3,15 @@ import io
 import os
 import socket
 import threading
+import time
 import unittest
 
 import support  # noqa: F401
-from cocaine import Error, protocol
+from cocaine import Cancelled, Error, protocol
 from cocaine.worker import Worker
+
+# Set by session "b" of event "meet", awaited by session "a": both must run at once.
+MET = threading.Event()
 
 
 def dispatch(request, response):
@@ -20,19 +24,41 @@ def dispatch(request, response):
     if request.event == "wait":
         request.wait_cancelled(10)
         return response.write(b"late")
+    if request.event == "block":
+        # Blocks without asking the runtime anything, as time.sleep or a
+        # slow query does; then writes, which fails once cancelled.
+        deadline = time.monotonic() + float(request.read())
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            response.write(b"done")
+            response.flush()
+        except Cancelled:
+            BLOCKED.append("cancelled")
+            raise
+        return None
+    if request.event == "meet":
+        who = request.read()
+        if who == b"b":
+            MET.set()
+            return response.write(b"b met")
+        return response.write(b"a met" if MET.wait(10) else b"a alone")
     raise Error(404, "no handler")
+
+
+BLOCKED = []
 
 
 class Engine:
     """The engine's end of a socketpair, with the worker running in a thread."""
 
-    def __init__(self, test):
+    def __init__(self, test, concurrency=1):
         self.sock, theirs = socket.socketpair()
         self.sock.settimeout(10)
         self.file = self.sock.makefile("rb")
         self.stderr = io.StringIO()
         self.status = []
-        self.worker = Worker(theirs, "slave-1", 0.05, dispatch)
+        self.worker = Worker(theirs, "slave-1", 0.05, dispatch, concurrency)
 
         def run():
             with contextlib.redirect_stderr(self.stderr):
@@ -108,6 +134,64 @@ class WorkerTest(unittest.TestCase):
         self.assertIn(f[0], (protocol.CHOKE, protocol.ERROR))
         self.assertEqual(f[1], 1)
         self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
+
+    def beats_during(self, e, session, event, body):
+        """Heartbeats received while session runs, and its last frame."""
+        e.send(protocol.INVOKE, session, event)
+        e.send(protocol.CHUNK, session, body)
+        e.send(protocol.CHOKE, session)
+        beats = 0
+        while True:
+            f = protocol.read_frame(e.file)
+            if f[0] == protocol.HEARTBEAT:
+                beats += 1
+            elif f[0] != protocol.CHUNK:
+                return beats, f
+
+    def test_heartbeats_while_a_handler_blocks(self):
+        e = Engine(self)
+        e.recv()
+        # 0.6 s is 12 periods: a runtime that beats only from its loop
+        # sends none meanwhile; the standby sends about 10.
+        beats, end = self.beats_during(e, 1, "block", b"0.6")
+        self.assertEqual(end, [protocol.CHOKE, 1])
+        self.assertGreaterEqual(beats, 3)
+        self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
+
+    def test_a_write_after_cancel_raises(self):
+        BLOCKED.clear()
+        e = Engine(self)
+        e.recv()
+        e.send(protocol.INVOKE, 1, "block")
+        e.send(protocol.CHUNK, 1, b"0.5")
+        e.send(protocol.CHOKE, 1)
+        # Two heartbeats: the handler has started (the loop thread runs it
+        # as soon as the frames are in, and beats only between handlers).
+        for _ in range(2):
+            self.assertEqual(protocol.read_frame(e.file)[0], protocol.HEARTBEAT)
+        e.send(protocol.ERROR, 1, 520, "deadline passed")  # while it blocks
+        f = e.recv()
+        self.assertEqual(f[:2], [protocol.ERROR, 1])
+        self.assertEqual(BLOCKED, ["cancelled"])
+        self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
+
+    def test_handler_threads_run_sessions_at_once(self):
+        MET.clear()
+        e = Engine(self, concurrency=2)
+        e.recv()
+        e.send(protocol.INVOKE, 1, "meet")
+        e.send(protocol.CHUNK, 1, b"a")
+        e.send(protocol.CHOKE, 1)
+        self.assertEqual(e.call(2, "meet", b"b"), [[protocol.CHUNK, 2, b"b met"], [protocol.CHOKE, 2]])
+        self.assertEqual(e.recv(), [protocol.CHUNK, 1, b"a met"])
+        self.assertEqual(e.recv(), [protocol.CHOKE, 1])
+        beats, end = self.beats_during(e, 3, "block", b"0.3")
+        self.assertEqual(end, [protocol.CHOKE, 3])
+        self.assertGreaterEqual(beats, 2)
+        e.send(protocol.TERMINATE, 0, "idle")
+        self.assertEqual(e.recv(), [protocol.TERMINATE, 0, "terminated by engine"])
+        e.thread.join(5)
+        self.assertEqual(e.status, [0])
 
     def test_engine_gone(self):
         e = Engine(self)
