@@ -33,6 +33,49 @@ func BenchmarkWSGIHello(b *testing.B) {
 	}
 }
 
+// BenchmarkWSGIHelloThreads is the same app with "concurrency": 4: the
+// loop thread hands every session to a handler thread.
+func BenchmarkWSGIHelloThreads(b *testing.B) {
+	src, err := os.ReadFile("../../examples/wsgi-hello/app.py")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := benchApp(b, map[string]string{
+		"app.py":        string(src),
+		"manifest.json": `{"type": "python", "args": {"wsgi": "app:application"}, "engine": {"concurrency": 4}}`,
+	})
+	for _, inflight := range []int{1, 32} {
+		b.Run("inflight="+strconv.Itoa(inflight), func(b *testing.B) {
+			benchSlave(b, dir, "http", helloHead(b), inflight, "Hello, World!\n")
+		})
+	}
+}
+
+// BenchmarkIOBound is a handler that waits 5 ms (a query, say) then
+// answers, with 8 requests in flight: what handler threads buy. Run it
+// with fewer requests: -bench IOBound -benchtime 1000x.
+func BenchmarkIOBound(b *testing.B) {
+	for _, conc := range []int{1, 4} {
+		dir := benchApp(b, map[string]string{
+			"handlers.py":   "import time\n\ndef query(request, response):\n    request.read()\n    time.sleep(0.005)\n    return b\"done\"\n",
+			"manifest.json": fmt.Sprintf(`{"type": "python", "args": {"module": "handlers"}, "engine": {"concurrency": %d}}`, conc),
+		})
+		b.Run("concurrency="+strconv.Itoa(conc), func(b *testing.B) {
+			benchSlave(b, dir, "query", nil, 8, "done")
+		})
+	}
+}
+
+func benchApp(b *testing.B, files map[string]string) string {
+	dir := b.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // helloHead is the request head the front sends for `GET /wsgi-hello/http/`
 // from wrk through nginx: the meta map, no body.
 func helloHead(b *testing.B) []byte {
@@ -75,13 +118,27 @@ func benchSlave(b *testing.B, appDir, event string, body []byte, inflight int, w
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	b.Cleanup(func() { // after a failure; a slave told to terminate is gone already
+		_ = cmd.Process.Kill()
+		<-exited
+	})
 	nc, err := ln.Accept()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { nc.Close() })
 	conn := protocol.NewConn(nc)
+	b.Cleanup(func() {
+		// A terminate, so that the slave leaves without complaint.
+		if conn.Write(&protocol.Frame{Type: protocol.Terminate, Message: "done"}) == nil {
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		nc.Close()
+	})
 	var f protocol.Frame
 	if err := conn.Read(&f); err != nil || f.Type != protocol.Handshake {
 		b.Fatalf("handshake: %v %v", f.Type, err)
@@ -137,7 +194,7 @@ func benchSlave(b *testing.B, appDir, event string, body []byte, inflight int, w
 			open--
 		}
 	}
-	run(2000) // warm up: imports, caches, the allocator
+	run(min(2000, b.N)) // warm up: imports, caches, the allocator
 	pid := cmd.Process.Pid
 	cpu0, vol0, invol0 := slaveUsage(b, pid)
 	t0 := time.Now()
