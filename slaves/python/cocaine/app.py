@@ -27,6 +27,14 @@ def read_manifest(root):
     return manifest
 
 
+def concurrency(manifest):
+    """engine.concurrency of the manifest: how many sessions the engine may
+    give one slave at once; 1 when absent or not a count."""
+    engine = manifest.get("engine")
+    n = engine.get("concurrency", 1) if isinstance(engine, dict) else 1
+    return n if type(n) is int and n >= 1 else 1
+
+
 def load(root, manifest):
     """Import the app the manifest names and return dispatch(request,
     response). Import errors propagate: the caller reports them and exits."""
@@ -59,7 +67,8 @@ def load(root, manifest):
     if wsgi:
         from .wsgi import WSGI
 
-        http = WSGI(_resolve(wsgi))
+        # Above 1, handler threads run sessions at once (worker.py).
+        http = WSGI(_resolve(wsgi), multithread=concurrency(manifest) > 1)
 
     def dispatch(request, response):
         h = handlers and lookup(handlers, request.event)

@@ -5,9 +5,10 @@ heartbeat timer, and with the default concurrency of 1 runs the handlers
 too: a request costs one thread wake-up, and a handler waiting for request
 chunks (or for a cancel) runs the loop itself while it waits. A handler that
 blocks without waiting for the engine (time.sleep, a slow query) would stop
-the heartbeats, so a standby thread, which wakes once per heartbeat period
-whatever the load, takes the loop over from a handler that has run for half
-a period and gives it back when the handler returns.
+the heartbeats, so a standby thread, which wakes twice a second whatever the
+load, takes the loop over from a handler that has run for half a second (or
+half a heartbeat period if shorter) and gives it back when the handler
+returns or waits for input.
 
 With engine.concurrency above 1, the loop thread only runs the loop, and
 that many handler threads take sessions from it (for I/O-bound apps: a
@@ -38,6 +39,10 @@ MAX_MESSAGE = 300
 # A handler's write or cancellation check reads what the engine sent
 # (a cancel) when the loop has not run for this long (seconds).
 REFRESH_AFTER = 0.001
+
+# The standby looks at the loop thread this often at most (seconds), and
+# takes the loop from a handler that has run this long.
+STANDBY_TICK = 0.5
 
 RECV_SIZE = 256 << 10
 
@@ -333,9 +338,12 @@ class Worker:
     def _standby(self):
         """Heartbeats, cancellation and the engine's departure while the
         loop thread is stuck in a handler (inline mode only)."""
-        while not self._finished.wait(self._period / 2):
+        # Often enough that a handler stuck for a second still notices the
+        # engine's departure soon; rarely enough to cost nothing.
+        tick = min(self._period / 2, STANDBY_TICK)
+        while not self._finished.wait(tick):
             since = self._busy_since
-            if not since or _monotonic() - since < self._period / 2:
+            if not since or _monotonic() - since < tick:
                 continue
             if not self._loop.acquire(False):
                 continue  # the handler is running the loop itself
@@ -429,13 +437,6 @@ def short(e):
     return msg if len(msg) <= MAX_MESSAGE else msg[:MAX_MESSAGE - 3] + "..."
 
 
-def concurrency(manifest):
-    """engine.concurrency of the manifest, 1 when absent or not a count."""
-    engine = manifest.get("engine")
-    n = engine.get("concurrency", 1) if isinstance(engine, dict) else 1
-    return n if type(n) is int and n >= 1 else 1
-
-
 def main():
     """Run the app in the working directory (the unpacked package) for the
     engine named in the environment. Returns the exit status."""
@@ -476,6 +477,6 @@ def main():
         log("connect to the engine at %s: %s" % (path, e))
         return 1
     try:
-        return Worker(sock, slave_id, period, dispatch, concurrency(manifest)).run()
+        return Worker(sock, slave_id, period, dispatch, app.concurrency(manifest)).run()
     finally:
         sock.close()

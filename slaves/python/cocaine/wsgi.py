@@ -82,7 +82,7 @@ def _key(name):
     return key
 
 
-def environ(meta, request):
+def environ(meta, request, multithread=False):
     """The WSGI environ of one request, built in one pass over meta."""
     get = meta.get
     secure = bool(get("secure"))
@@ -122,7 +122,7 @@ def environ(meta, request):
         "wsgi.url_scheme": "https" if secure else "http",
         "wsgi.input": Input(request),
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
+        "wsgi.multithread": multithread,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
         "cocaine.meta": meta,
@@ -180,14 +180,15 @@ def environ(meta, request):
 class WSGI:
     """An event handler serving a WSGI app."""
 
-    def __init__(self, app):
+    def __init__(self, app, multithread=False):
         self.app = app
+        self.multithread = multithread
 
     def __call__(self, request, response):
         meta, body = http.read_request(request)
         request._unread(body)
         head = _Head(response)
-        result = self.app(environ(meta, request), head.start_response)
+        result = self.app(environ(meta, request, self.multithread), head.start_response)
         try:
             # A list is complete: write it at once, and the end leaves in the
             # same write. Anything else may produce over time; PEP 3333 says

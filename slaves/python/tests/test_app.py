@@ -108,6 +108,11 @@ class LoadTest(unittest.TestCase):
         with self.assertRaises(app.ManifestError):
             app.load(tempfile.gettempdir(), {"type": "go", "args": {"module": "m"}})
 
+    def test_concurrency(self):
+        for manifest, want in (({}, 1), ({"engine": {"concurrency": 4}}, 4), ({"engine": {"concurrency": 0}}, 1),
+                               ({"engine": {"concurrency": "8"}}, 1), ({"engine": []}, 1)):
+            self.assertEqual(app.concurrency(manifest), want, manifest)
+
     def test_missing_requirements(self):
         d = package({"requirements.txt": "# comment\nmsgpack>=1.0\n-r other.txt\n"
                                          "surely-not-installed-pkg==1.2  # pinned\n\nunittest\n"})

@@ -91,6 +91,9 @@ class EnvironTest(unittest.TestCase):
         for k in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_X_FORWARDED_FOR"):
             self.assertNotIn(k, env)
 
+    def test_multithread(self):
+        self.assertIs(environ(META, Request("http"), multithread=True)["wsgi.multithread"], True)
+
     def test_defaults(self):
         env = environ({"method": "GET", "path": "/a%2Fb", "remote_addr": "10.0.0.1:80",
                        "headers": {"X-Raw": "\udcff"}}, Request("http"))
