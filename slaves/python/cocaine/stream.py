@@ -42,9 +42,10 @@ class Hub:
         with self._cond:
             self._cond.notify_all()
 
-    def refresh(self):
+    def refresh(self, now=False):
         """Bring the session's state up to date (the worker reads what the
-        engine sent meanwhile); nothing to do here."""
+        engine sent meanwhile, at once when now, else now and then);
+        nothing to do here."""
 
 
 class Request:
@@ -236,7 +237,7 @@ class Response:
 
     def flush(self):
         """Send what is buffered now."""
-        self._usable()
+        self._usable(True)
         if self._buf or self._cut:
             self._send_buffered()
 
@@ -244,8 +245,11 @@ class Response:
         """End the stream. Closing twice is harmless."""
         self._end(protocol.choke(self._session))
 
-    def _fail(self, code, message):
-        """End the stream with an error after what is buffered, unless ended."""
+    def _fail(self, code, message, drop=False):
+        """End the stream with an error after what is buffered (or dropping
+        it: nobody reads a cancelled session), unless ended."""
+        if drop:
+            self._buf, self._size, self._cut = [], 0, []
         self._end(protocol.error(self._session, code, message))
 
     def _end_chunk(self):
@@ -254,14 +258,15 @@ class Response:
         if self._buf:
             self._cut.append(self._take())
 
-    def _usable(self):
+    def _usable(self, now=False):
         if self._closed:
             raise RuntimeError("response already closed")
         req = self._request
         if req is not None:
             if not req._cancelled:
-                # Anything the engine sent meanwhile (a cancel) counts now.
-                req._hub.refresh()
+                # A cancel the engine sent meanwhile counts: before a flush
+                # always, before a write now and then (it only buffers).
+                req._hub.refresh(now)
             req._check()
 
     def _send_buffered(self):

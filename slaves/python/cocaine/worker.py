@@ -93,6 +93,7 @@ class Worker:
         # and whether the standby holds the loop for it.
         self._busy_since = 0.0
         self._taken = False
+        self._want = False  # that handler wants the loop back
 
     # --- writing -----------------------------------------------------------
 
@@ -252,7 +253,7 @@ class Worker:
                 left = deadline - _monotonic()
                 if left <= 0:
                     return
-            if self._loop.acquire(False):
+            if self._take_loop():
                 try:
                     if self._gone:
                         return
@@ -264,20 +265,36 @@ class Worker:
                 self._waiters += 1
                 try:
                     if not ready():
-                        if self._taken:
-                            self._wake()  # the standby gives the loop back
                         # Bounded: the loop may change hands without a notify.
                         self._cond.wait(self._period if left is None else min(left, self._period))
                 finally:
                     self._waiters -= 1
 
-    def refresh(self):
-        if _monotonic() - self._last_pump >= REFRESH_AFTER and self._loop.acquire(False):
+    def refresh(self, now=False):
+        """Route what the engine sent meanwhile (a cancel) if this thread may
+        run the loop: at once when now, else at most once a REFRESH_AFTER."""
+        if (now or self._taken or _monotonic() - self._last_pump >= REFRESH_AFTER) and self._take_loop():
             try:
                 if not self._gone:
                     self._pump(0)
             finally:
                 self._loop.release()
+
+    def _take_loop(self):
+        """Acquire the loop if free, or take it back from the standby, which
+        holds it for the handler running on the loop thread; False when
+        another thread runs it (the loop thread, for handler threads)."""
+        if self._loop.acquire(False):
+            return True
+        if not self._taken:
+            return False
+        self._want = True
+        try:
+            self._wake()
+            self._loop.acquire()
+        finally:
+            self._want = False
+        return True
 
     def _notify_loop_free(self):
         if self._waiters:
@@ -345,15 +362,16 @@ class Worker:
             since = self._busy_since
             if not since or _monotonic() - since < tick:
                 continue
+            # Set before the loop is ours: a handler that finds the loop
+            # taken then asks for it back (_take_loop) instead of missing it.
+            self._taken = True
             if not self._loop.acquire(False):
+                self._taken = False
                 continue  # the handler is running the loop itself
             try:
-                if self._busy_since != since:
-                    continue  # it returned meanwhile
-                # Until the handler returns, or waits for input: then it
-                # runs the loop itself again.
-                self._taken = True
-                while self._busy_since == since and not self._gone and not self._waiters:
+                # Until the handler returns, or wants to read or write:
+                # then it runs the loop itself again.
+                while self._busy_since == since and not self._gone and not self._want:
                     self._pump(None)
             finally:
                 self._taken = False
@@ -419,7 +437,7 @@ class Worker:
                 if req._cancelled:
                     # The engine ignores the answer; the error is expected.
                     log("session %d (%s) cancelled: %s" % (session, req.event, req._reason))
-                    resp._fail(520, "cancelled")
+                    resp._fail(520, "cancelled", drop=True)
                     return
                 print("cocaine: handler of %r failed:" % req.event, file=sys.stderr)
                 traceback.print_exc()

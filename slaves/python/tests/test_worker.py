@@ -26,10 +26,15 @@ def dispatch(request, response):
         return response.write(b"late")
     if request.event == "block":
         # Blocks without asking the runtime anything, as time.sleep or a
-        # slow query does; then writes, which fails once cancelled.
-        deadline = time.monotonic() + float(request.read())
-        while time.monotonic() < deadline:
-            time.sleep(0.01)
+        # slow query does.
+        time.sleep(float(request.read()))
+        return response.write(b"done")
+    if request.event == "gate":
+        # Blocks until the test opens the gate, then writes, which fails
+        # once the session was cancelled meanwhile.
+        request.read()
+        STARTED.set()
+        GATE.wait(10)
         try:
             response.write(b"done")
             response.flush()
@@ -47,6 +52,7 @@ def dispatch(request, response):
 
 
 BLOCKED = []
+STARTED, GATE = threading.Event(), threading.Event()
 
 
 class Engine:
@@ -159,21 +165,28 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
 
     def test_a_write_after_cancel_raises(self):
-        BLOCKED.clear()
-        e = Engine(self)
-        e.recv()
-        e.send(protocol.INVOKE, 1, "block")
-        e.send(protocol.CHUNK, 1, b"0.5")
-        e.send(protocol.CHOKE, 1)
-        # Two heartbeats: the handler has started (the loop thread runs it
-        # as soon as the frames are in, and beats only between handlers).
-        for _ in range(2):
-            self.assertEqual(protocol.read_frame(e.file)[0], protocol.HEARTBEAT)
-        e.send(protocol.ERROR, 1, 520, "deadline passed")  # while it blocks
-        f = e.recv()
-        self.assertEqual(f[:2], [protocol.ERROR, 1])
-        self.assertEqual(BLOCKED, ["cancelled"])
-        self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
+        # Not taken: the handler's thread reads the cancel itself when it
+        # writes; taken: the standby holds the loop by then and gives it
+        # back for the write.
+        for taken in (False, True):
+            with self.subTest(taken=taken):
+                BLOCKED.clear()
+                STARTED.clear()
+                GATE.clear()
+                e = Engine(self)
+                e.recv()
+                e.send(protocol.INVOKE, 1, "gate")
+                e.send(protocol.CHOKE, 1)
+                self.assertTrue(STARTED.wait(10))
+                deadline = time.monotonic() + 10
+                while taken and not e.worker._taken:
+                    self.assertLess(time.monotonic(), deadline, "the standby never took the loop")
+                    time.sleep(0.01)
+                e.send(protocol.ERROR, 1, 520, "deadline passed")  # while the handler blocks
+                GATE.set()
+                self.assertEqual(e.recv(), [protocol.ERROR, 1, 520, "cancelled"])
+                self.assertEqual(BLOCKED, ["cancelled"])
+                self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
 
     def test_handler_threads_run_sessions_at_once(self):
         MET.clear()
