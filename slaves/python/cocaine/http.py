@@ -12,10 +12,11 @@ def read_request(request):
     what of the request body came with the head; the rest stays in request.
 
     The front sends the map as the first chunk; it is accepted split over
-    several chunks too, and bytes after it are body.
+    several chunks too, and bytes after it are body. request is a Request,
+    or any iterable of chunks.
     """
     head = rest = None
-    chunks = request._chunks
+    chunks = getattr(request, "_chunks", None)  # any iterable of chunks will do too
     if chunks:
         # The usual case: the map is the first chunk, already here, alone
         # or followed by body bytes.
