@@ -56,8 +56,6 @@ class Request:
     Cancelled once the engine cancelled the session.
     """
 
-    __slots__ = ("event", "_hub", "_chunks", "_size", "_done", "_cancelled", "_reason")
-
     def __init__(self, event, hub=None):
         self.event = event
         self._hub = hub if hub is not None else Hub()
@@ -203,8 +201,6 @@ class Response:
     one socket write, so a slave killed right after answering never leaves its
     caller with half an answer.
     """
-
-    __slots__ = ("_session", "_send", "_request", "_buf", "_size", "_cut", "_closed")
 
     def __init__(self, session, send, request=None):
         self._session = session
