@@ -46,7 +46,13 @@ STANDBY_TICK = 0.5
 
 RECV_SIZE = 256 << 10
 
+# Request body the loop has read and no handler has taken yet, across
+# sessions: past this, the loop stops reading the socket (the engine's
+# writes then wait) until handlers take half of it or one waits for input.
+MAX_UNREAD = 8 << 20
+
 _READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_HUP = select.POLLHUP | select.POLLERR
 _monotonic = time.monotonic
 
 
@@ -78,6 +84,7 @@ class Worker:
         self._loop = threading.Lock()
         self._last_pump = 0.0
         self._next_beat = 0.0
+        self._paused = False  # not reading: MAX_UNREAD reached
         self._cond = threading.Condition(threading.Lock())  # input for handlers not holding the loop
         self._waiters = 0
         self._work = threading.Condition(threading.Lock())  # sessions for handler threads
@@ -140,10 +147,13 @@ class Worker:
 
     # --- the loop ----------------------------------------------------------
 
-    def _pump(self, timeout):
+    def _pump(self, timeout, want_input=False):
         """One turn of the loop, for the holder of self._loop: wait up to
         timeout seconds for frames and route them, and send the heartbeat
-        when it is due."""
+        when it is due. want_input: a handler waits for what the engine
+        sends, so read even past MAX_UNREAD."""
+        if self._paused and (want_input or self._waiters or self._unread() <= MAX_UNREAD // 2):
+            self._pause(False)
         now = _monotonic()
         if now >= self._next_beat:
             self._beat(now)
@@ -180,6 +190,8 @@ class Worker:
         except protocol.ProtocolError as e:
             self._lost("reading from the engine: %s" % e)
             return False
+        if len(data) >= RECV_SIZE // 4 and self._unread() + len(data) > MAX_UNREAD:
+            self._pause(True)  # a body nobody reads yet: leave the rest in the socket
         sessions = self._sessions
         for f in frames:
             kind, session = f[0], f[1]
@@ -208,6 +220,14 @@ class Worker:
             # the session ended here already (404, say), or a frame only a
             # slave sends: nothing to do
         return True
+
+    def _unread(self):
+        return sum(r._size for r in self._sessions.values())
+
+    def _pause(self, paused):
+        if paused != self._paused and not self._gone:
+            self._paused = paused
+            self._poll.modify(self._fd, _HUP if paused else _READ)
 
     def _lost(self, why):
         if why:
@@ -257,7 +277,7 @@ class Worker:
                 try:
                     if self._gone:
                         return
-                    self._pump(left)
+                    self._pump(left, True)
                 finally:
                     self._loop.release()
                 continue
@@ -265,6 +285,8 @@ class Worker:
                 self._waiters += 1
                 try:
                     if not ready():
+                        if self._paused:
+                            self._wake()  # the loop reads again while we wait
                         # Bounded: the loop may change hands without a notify.
                         self._cond.wait(self._period if left is None else min(left, self._period))
                 finally:
@@ -448,6 +470,8 @@ class Worker:
                 log("session %d: cannot answer: %s" % (session, e))
         finally:
             self._sessions.pop(session, None)
+            if self._paused and self._threads:
+                self._wake()  # its unread body is gone: the loop may read again
 
 
 def short(e):

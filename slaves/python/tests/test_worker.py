@@ -42,6 +42,10 @@ def dispatch(request, response):
             BLOCKED.append("cancelled")
             raise
         return None
+    if request.event == "count":
+        # Reads its body only once the gate opens.
+        GATE.wait(10)
+        return response.write(str(len(request.read())).encode())
     if request.event == "meet":
         who = request.read()
         if who == b"b":
@@ -205,6 +209,32 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(e.recv(), [protocol.TERMINATE, 0, "terminated by engine"])
         e.thread.join(5)
         self.assertEqual(e.status, [0])
+
+    def test_unread_body_stays_in_the_socket(self):
+        from cocaine import worker
+        for concurrency in (1, 2):
+            with self.subTest(concurrency=concurrency):
+                GATE.clear()
+                e = Engine(self, concurrency)
+                e.recv()
+                e.send(protocol.INVOKE, 1, "count")
+                size = 3 * worker.MAX_UNREAD
+                piece = b"x" * protocol.CHUNK_SIZE
+                sender = threading.Thread(target=lambda: [e.send(protocol.CHUNK, 1, piece) for _ in range(size // len(piece))]
+                                          + [e.send(protocol.CHOKE, 1)], daemon=True)
+                sender.start()
+                deadline = time.monotonic() + 10
+                while not e.worker._paused:
+                    self.assertLess(time.monotonic(), deadline, "the loop never stopped reading")
+                    time.sleep(0.01)
+                # Stopped: the rest waits in the socket, not in memory.
+                self.assertLessEqual(e.worker._unread(), worker.MAX_UNREAD + worker.RECV_SIZE)
+                self.assertTrue(sender.is_alive())
+                GATE.set()
+                self.assertEqual(e.recv(), [protocol.CHUNK, 1, str(size).encode()])
+                self.assertEqual(e.recv(), [protocol.CHOKE, 1])
+                sender.join(10)
+                self.assertEqual(e.call(2, "echo", b"ok"), [[protocol.CHUNK, 2, b"ok"], [protocol.CHOKE, 2]])
 
     def test_engine_gone(self):
         e = Engine(self)
