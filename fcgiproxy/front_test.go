@@ -18,12 +18,20 @@ import (
 // TestFront runs the same checks through plain HTTP and through a real
 // nginx with fastcgi_pass to the front, against a real node.
 func TestFront(t *testing.T) {
-	n := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}, Front: true, Args: []string{"--max-body", "12582912"}})
+	n := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo", "hello-python"}, Front: true, Args: []string{"--max-body", "12582912"}})
 	nginx := testcluster.Nginx(t, n.FastCGI)
 	for name, base := range map[string]string{"http": "http://" + n.HTTP, "nginx": nginx} {
 		t.Run(name, func(t *testing.T) {
 			testcluster.Eventually(t, 120*time.Second, "echo/http to answer", func() bool {
 				resp, err := http.Get(base + "/echo/http/")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == 200
+			})
+			testcluster.Eventually(t, 120*time.Second, "hello-python/upper to answer", func() bool {
+				resp, err := http.Post(base+"/hello-python/upper", "text/plain", strings.NewReader("x"))
 				if err != nil {
 					return false
 				}
@@ -92,6 +100,22 @@ func checkFront(t *testing.T, base string) {
 		want := append([]byte("POST /up\n"), payload...)
 		if resp.StatusCode != 200 || sha256.Sum256(body) != sha256.Sum256(want) {
 			t.Fatalf("upload: %d, %d bytes back", resp.StatusCode, len(body))
+		}
+	})
+	// Raw events (no "payload": "http" in the manifest) take the body as
+	// it is and answer their chunks as a 200 application/octet-stream.
+	t.Run("raw event", func(t *testing.T) {
+		resp, body := do(t, must(http.NewRequest("POST", base+"/hello-python/upper", strings.NewReader("hi"))))
+		if resp.StatusCode != 200 || string(body) != "HI" || resp.Header.Get("Content-Type") != "application/octet-stream" {
+			t.Fatalf("raw python event: %d %v %q", resp.StatusCode, resp.Header, body)
+		}
+	})
+	t.Run("raw 10 MB", func(t *testing.T) {
+		payload := make([]byte, 10<<20)
+		rand.Read(payload)
+		resp, body := do(t, must(http.NewRequest("POST", base+"/echo/echo", bytes.NewReader(payload))))
+		if resp.StatusCode != 200 || !bytes.Equal(body, payload) {
+			t.Fatalf("raw echo of 10 MB: %d, %d bytes back", resp.StatusCode, len(body))
 		}
 	})
 	t.Run("413", func(t *testing.T) {

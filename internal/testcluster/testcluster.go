@@ -170,6 +170,29 @@ func (n *Node) SlavePIDs(app string) []int {
 	return pids
 }
 
+// PID is the node's process id.
+func (n *Node) PID() int { return n.cmd.Process.Pid }
+
+// RSS is the node process's resident memory in bytes (its slaves apart).
+func (n *Node) RSS(t testing.TB) int64 { t.Helper(); return ProcRSS(t, n.PID()) }
+
+// ProcRSS is a process's resident memory in bytes.
+func ProcRSS(t testing.TB, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc status")
+	return 0
+}
+
 // Kill9 kills the node's process only, as a crash would.
 func (n *Node) Kill9() { _ = n.cmd.Process.Kill() }
 

@@ -151,6 +151,7 @@ func (w *worker) start(id uint64, event string) {
 		defer cancel()
 		resp := &Response{session: id, conn: w.conn}
 		err := w.call(ctx, s.req, resp)
+		s.req.abandon()
 		if err != nil {
 			code, msg := 502, err.Error()
 			var e *Error

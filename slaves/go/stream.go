@@ -16,9 +16,17 @@ type Request struct {
 	mu     sync.Mutex
 	cond   sync.Cond
 	chunks [][]byte
+	queued int   // bytes in chunks
 	done   bool  // choke received
 	err    error // error received or session cancelled
+	gone   bool  // the handler returned: nobody will read
 }
+
+// ReadAhead bounds the request body a session holds that its handler has
+// not read. Past it the slave stops reading its socket until the handler
+// reads (or returns), so a body nobody reads waits in the engine, under
+// its flow control, not in the slave's memory.
+const ReadAhead = 8 << 20
 
 func newRequest(event string) *Request {
 	r := &Request{Event: event}
@@ -26,10 +34,26 @@ func newRequest(event string) *Request {
 	return r
 }
 
-// push is called by the read loop; it never blocks on the handler.
+// push is called by the read loop. It waits while the handler has
+// ReadAhead bytes unread (see ReadAhead).
 func (r *Request) push(p []byte) {
 	r.mu.Lock()
-	r.chunks = append(r.chunks, p)
+	for r.queued >= ReadAhead && !r.done && !r.gone {
+		r.cond.Wait()
+	}
+	if !r.done && !r.gone {
+		r.chunks = append(r.chunks, p)
+		r.queued += len(p)
+	}
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// abandon is called when the handler returned: a push waiting for it
+// lets go, and later chunks are dropped.
+func (r *Request) abandon() {
+	r.mu.Lock()
+	r.gone, r.chunks, r.queued = true, nil, 0
 	r.mu.Unlock()
 	r.cond.Broadcast()
 }
@@ -55,6 +79,8 @@ func (r *Request) NextChunk() ([]byte, error) {
 		c := r.chunks[0]
 		r.chunks[0] = nil
 		r.chunks = r.chunks[1:]
+		r.queued -= len(c)
+		r.cond.Broadcast() // a push may wait for room
 		return c, nil
 	}
 	if r.err != nil {
@@ -77,6 +103,8 @@ func (r *Request) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(p, r.chunks[0])
+	r.queued -= n
+	r.cond.Broadcast() // a push may wait for room
 	if n == len(r.chunks[0]) {
 		r.chunks[0] = nil
 		r.chunks = r.chunks[1:]
