@@ -88,7 +88,7 @@ cp -r "$root/examples/echo" "$tmp/apps/echo32"
 cat >"$tmp/apps/echo32/manifest.json" <<'JSON'
 { "type": "go",
   "engine": { "pool-limit": 1, "concurrency": 32, "queue-limit": 1000 },
-  "drivers": { "http": { "type": "native-server", "emit": "http" } } }
+  "drivers": { "http": { "type": "native-server", "emit": "http", "payload": "http" } } }
 JSON
 
 setsid "$root/bin/cocaine" dev --data "$tmp/data" --apps "$tmp/apps" \

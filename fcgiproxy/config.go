@@ -29,6 +29,11 @@ type Config struct {
 	// request and was lost before answering. Defaults 1 and 5.
 	DefaultRetries int `toml:"default-retries"`
 	MaxRetries     int `toml:"max-retries"`
+	// MaxStreams bounds the requests whose body streams (longer than the
+	// 64 KiB the front reads before sending) at once; more answer 503 at
+	// once. Each holds at most a few flow-control windows in memory, so
+	// this bounds the front's memory for uploads. Default 16.
+	MaxStreams int `toml:"max-streams"`
 	// Routes map hosts and path prefixes to app events; the first match
 	// wins, else the path is /APP/EVENT[/rest].
 	Routes []Route `toml:"route"`
@@ -65,6 +70,9 @@ func (c *Config) Default() {
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 5
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 16
+	}
 }
 
 // Validate reports every problem at once.
@@ -72,6 +80,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.MaxBody < 0 {
 		errs = append(errs, errors.New("max-body: negative"))
+	}
+	if c.MaxStreams < 0 {
+		errs = append(errs, errors.New("max-streams: negative"))
 	}
 	if c.DefaultDeadline.Duration > c.MaxDeadline.Duration {
 		errs = append(errs, errors.New("default-deadline: above max-deadline"))

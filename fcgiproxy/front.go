@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/fcgiproxy/fastcgi"
@@ -36,9 +37,10 @@ type Sender interface {
 
 // Front is the http.Handler that carries requests to apps.
 type Front struct {
-	cfg    Config
-	dealer Sender
-	log    *slog.Logger
+	cfg     Config
+	dealer  Sender
+	log     *slog.Logger
+	streams atomic.Int64 // requests whose body is streaming now
 }
 
 // New makes a front over a dealer.
@@ -184,6 +186,17 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, wire.Errorf(wire.CodeBadRequest, "encoding the request: %v", err))
 			return
 		}
+	}
+	if !complete {
+		if f.streams.Add(1) > int64(f.cfg.MaxStreams) {
+			f.streams.Add(-1)
+			// Refused before anything was sent: the client may retry.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", "1")
+			writeError(w, wire.Errorf(wire.CodeUnavailable, "too many uploads in flight (max-streams %d)", f.cfg.MaxStreams))
+			return
+		}
+		defer f.streams.Add(-1)
 	}
 	var resp *gateway.Response
 	var pump *bodyPump

@@ -23,7 +23,7 @@ const Version = 1
 
 // Window is the most body (client → engine) or answer (engine → client)
 // bytes one request may have in flight, sent but not yet credited back.
-const Window = 1 << 20
+const Window = 256 << 10
 
 // Flags of an invoke.
 const (

@@ -26,7 +26,7 @@ type Request struct {
 // not read. Past it the slave stops reading its socket until the handler
 // reads (or returns), so a body nobody reads waits in the engine, under
 // its flow control, not in the slave's memory.
-const ReadAhead = 8 << 20
+const ReadAhead = 1 << 20
 
 func newRequest(event string) *Request {
 	r := &Request{Event: event}

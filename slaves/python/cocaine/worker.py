@@ -122,8 +122,14 @@ class Worker:
         mine = self._loop.acquire(False)
         try:
             poll = select.poll()
-            poll.register(self._fd, select.POLLOUT | (_READ if mine else 0))
             while view:
+                # Read meanwhile only while under MAX_UNREAD: the engine
+                # reads our answers on a goroutine of its own, so waiting
+                # here cannot deadlock, and a handler that answers as it
+                # reads must not pull the whole body into memory while its
+                # caller is slow.
+                reading = mine and not self._paused and self._unread() <= MAX_UNREAD
+                poll.register(self._fd, select.POLLOUT | (_READ if reading else 0))
                 events = poll.poll(self._period * 1000)
                 if mine and any(e & _READ for _, e in events):
                     if not self._read() or self._gone:
