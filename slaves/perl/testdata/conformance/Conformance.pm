@@ -1,0 +1,31 @@
+package Conformance;
+# The conformance app of slaves/conformance, in Perl.
+use strict;
+use warnings;
+
+sub echo {
+    my ($req, $resp) = @_;
+    while (defined(my $c = $req->next_chunk)) { $resp->write($c) }
+    return;
+}
+
+sub sleep {
+    my ($req) = @_;
+    my $ms = $req->read_all;
+    die Cocaine::Error->new(400, 'sleep: body must be milliseconds') unless $ms =~ /\A\d+\z/;
+    return if $req->wait_cancelled($ms / 1000);
+    return 'ok';
+}
+
+sub stream_upper {
+    my ($req, $resp) = @_;
+    while (defined(my $c = $req->next_chunk)) {
+        $resp->write(uc $c);
+        $resp->flush;
+    }
+    return;
+}
+
+sub fail { die "failing on purpose\n" }
+
+1;
