@@ -17,6 +17,9 @@ case "${1:-run}" in
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
 esac
 
+# Debian's nodejs comes without npm (the one from NodeSource bundles it).
+command -v npm >/dev/null || want+=(npm)
+
 missing=()
 for p in "${want[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -67,6 +67,7 @@ function pair() {
 
 function httpHandler(listener) {
   const server = http.createServer((req, res) => {
+    req.cocaine = req.socket.cocaine;
     let r;
     try {
       r = listener(req, res);
@@ -87,6 +88,14 @@ async function serve(server, req, resp) {
   conn.remotePort = parseInt(remote.port, 10) || 0;
   conn.remoteFamily = conn.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
   if (meta.secure) conn.encrypted = true; // req.protocol of Express reads it
+  // The app sees the path below its mount point (path_info), as a WSGI or
+  // PSGI app does; the whole of it is in req.cocaine.
+  let scriptName = str(meta.script_name);
+  let pathInfo = str(meta.path_info);
+  if (!scriptName && !pathInfo) pathInfo = str(meta.path);
+  if (!pathInfo.startsWith('/')) pathInfo = `/${pathInfo}`;
+  scriptName = scriptName.replace(/\/+$/, '');
+  conn.cocaine = { meta, scriptName };
 
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -103,7 +112,7 @@ async function serve(server, req, resp) {
     client.on('error', () => {});
     server.emit('connection', conn);
 
-    const path = str(meta.path) || '/';
+    const path = pathInfo;
     const query = str(meta.query);
     const headers = [];
     let length = false;
@@ -168,7 +177,8 @@ async function serve(server, req, resp) {
 // bytes after it are body.
 async function readHead(req) {
   let buf = Buffer.alloc(0);
-  for await (const chunk of req) {
+  // Leaving the loop must not end the stream: the body follows the head.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     const end = skip(buf, 0);
     if (end < 0) continue;

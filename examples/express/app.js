@@ -1,0 +1,44 @@
+'use strict';
+// An Express app, unchanged: the node sandbox serves what it exports.
+// Through the front, its routes live under /express/http:
+//
+//   curl 'http://127.0.0.1:8080/express/http/hello/ann?greeting=hi' -H 'Cookie: visits=3'
+//   curl -d '{"numbers": [1, 2, 3]}' -H 'Content-Type: application/json' http://127.0.0.1:8080/express/http/sum
+const express = require('express');
+const cookieParser = require('cookie-parser');
+
+const app = express();
+app.use(express.json());
+app.use(cookieParser());
+
+// A route parameter, a query parameter and a cookie.
+app.get('/hello/:name', (req, res) => {
+  res.json({ hello: req.params.name, greeting: req.query.greeting || 'hello', visits: req.cookies.visits || null });
+});
+
+// A JSON body in, a cookie and JSON out.
+app.post('/sum', (req, res) => {
+  const numbers = Array.isArray(req.body && req.body.numbers) ? req.body.numbers : [];
+  res.cookie('last', String(numbers.length), { path: '/' });
+  res.json({ sum: numbers.reduce((a, b) => a + Number(b), 0) });
+});
+
+// A streamed answer: each part leaves when written.
+app.get('/stream', async (req, res) => {
+  res.type('text/plain');
+  for (let i = 0; i < 3; i++) {
+    res.write(`part ${i}\n`);
+    if (i < 2) await new Promise((r) => setTimeout(r, 300));
+  }
+  res.end();
+});
+
+app.get('/slow', (req, res) => {
+  setTimeout(() => res.send('slept'), Number(req.query.ms) || 1000);
+});
+
+app.get('/fail', () => {
+  throw new Error('the Express app failed on purpose');
+});
+
+module.exports = app;
