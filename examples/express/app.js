@@ -4,6 +4,8 @@
 //
 //   curl 'http://127.0.0.1:8080/express/http/hello/ann?greeting=hi' -H 'Cookie: visits=3'
 //   curl -d '{"numbers": [1, 2, 3]}' -H 'Content-Type: application/json' http://127.0.0.1:8080/express/http/sum
+const fs = require('node:fs');
+const path = require('node:path');
 const express = require('express');
 const cookieParser = require('cookie-parser');
 
@@ -23,17 +25,27 @@ app.post('/sum', (req, res) => {
   res.json({ sum: numbers.reduce((a, b) => a + Number(b), 0) });
 });
 
-// A streamed answer: each part leaves when written.
+// A streamed answer: each part leaves when written. ?gate=FILE makes part 1
+// wait for that file (tests prove part 0 came while the app still ran).
 app.get('/stream', async (req, res) => {
   res.type('text/plain');
   for (let i = 0; i < 3; i++) {
     res.write(`part ${i}\n`);
-    if (i < 2) await new Promise((r) => setTimeout(r, 300));
+    if (i === 0 && req.query.gate) {
+      for (let waited = 0; !fs.existsSync(req.query.gate) && waited < 60000; waited += 10) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } else if (i < 2 && !req.query.gate) {
+      await new Promise((r) => setTimeout(r, 300));
+    }
   }
   res.end();
 });
 
+// ?ms=N answers after N ms; &marks=DIR leaves a file named for this
+// process's pid there (tests kill the slave that runs the request).
 app.get('/slow', (req, res) => {
+  if (req.query.marks) fs.writeFileSync(path.join(req.query.marks, String(process.pid)), '');
   setTimeout(() => res.send('slept'), Number(req.query.ms) || 1000);
 });
 

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* hello answers a greeting. */
 static int hello(cocaine_request *req, cocaine_response *resp, void *data) {
@@ -29,29 +30,50 @@ static int echo(cocaine_request *req, cocaine_response *resp, void *data) {
     return r;
 }
 
-/* stream sends three parts 300 ms apart, each as soon as it is ready. */
+/* stream sends three parts 300 ms apart, each as soon as it is ready. A
+ * body naming a file makes part 1 wait for that file instead (tests use
+ * it to prove part 0 arrived while the handler still ran). */
 static int stream(cocaine_request *req, cocaine_response *resp, void *data) {
     (void)data;
-    for (int i = 0; i < 3; i++) {
+    size_t n;
+    char *gate = cocaine_request_read_all(req, &n);
+    if (!gate)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
         char line[32];
-        int n = snprintf(line, sizeof line, "part %d\n", i);
-        if (cocaine_response_write(resp, line, (size_t)n) < 0 || cocaine_response_flush(resp) < 0)
-            return -1;
-        if (i < 2 && cocaine_request_wait_cancelled(req, 300))
-            return -1;
+        int k = snprintf(line, sizeof line, "part %d\n", i);
+        if (cocaine_response_write(resp, line, (size_t)k) < 0 || cocaine_response_flush(resp) < 0)
+            rc = -1;
+        else if (i == 0 && n > 0) {
+            for (int waited = 0; access(gate, F_OK) != 0 && waited < 60000; waited += 10)
+                if (cocaine_request_wait_cancelled(req, 10))
+                    rc = -1;
+        } else if (i < 2 && n == 0 && cocaine_request_wait_cancelled(req, 300))
+            rc = -1;
     }
-    return 0;
+    free(gate);
+    return rc;
 }
 
-/* slow sleeps for the number of milliseconds in the body (default 1000),
- * stopping early when the caller gives up. */
+/* slow sleeps for the milliseconds in the body (default 1000), stopping
+ * early when the caller gives up. "MS DIR" also leaves a file named for
+ * this process's pid in DIR: tests kill the slave that runs the request. */
 static int slow(cocaine_request *req, cocaine_response *resp, void *data) {
     (void)data;
     size_t n;
     char *body = cocaine_request_read_all(req, &n);
     if (!body)
         return -1;
-    long ms = n ? strtol(body, NULL, 10) : 1000;
+    char *rest;
+    long ms = n ? strtol(body, &rest, 10) : 1000;
+    if (n && *rest == ' ') {
+        char mark[4096];
+        snprintf(mark, sizeof mark, "%s/%d", rest + 1, (int)getpid());
+        FILE *f = fopen(mark, "w");
+        if (f)
+            fclose(f);
+    }
     free(body);
     if (cocaine_request_wait_cancelled(req, ms))
         return -1;

@@ -33,18 +33,30 @@ my $app = sub {
         $sum += $_ for @numbers;
         return json_response({ sum => $sum }, 'Set-Cookie' => 'last=' . scalar(@numbers) . '; Path=/');
     }
-    # A streamed answer: each part leaves when written.
+    # A streamed answer: each part leaves when written. ?gate=FILE makes
+    # part 1 wait for that file (tests prove part 0 came while the app ran).
     if ($path eq '/stream') {
+        my $gate = $req->query_parameters->{gate};
         return sub {
             my $w = shift->([200, ['Content-Type' => 'text/plain']]);
             for my $i (0 .. 2) {
                 $w->write("part $i\n");
-                Time::HiRes::sleep(0.3) if $i < 2;
+                if ($i == 0 && $gate) {
+                    for (my $waited = 0; !-e $gate && $waited < 60000; $waited += 10) { Time::HiRes::sleep(0.01) }
+                } elsif ($i < 2 && !$gate) {
+                    Time::HiRes::sleep(0.3);
+                }
             }
             $w->close;
         };
     }
+    # ?ms=N answers after N ms; &marks=DIR leaves a file named for this
+    # process's pid there (tests kill the slave that runs the request).
     if ($path eq '/slow') {
+        if (my $dir = $req->query_parameters->{marks}) {
+            open(my $mark, '>', "$dir/$$") or die "cannot leave a mark in $dir: $!\n";
+            close $mark;
+        }
         Time::HiRes::sleep(($req->query_parameters->{ms} || 1000) / 1000);
         return [200, ['Content-Type' => 'text/plain'], ['slept']];
     }
