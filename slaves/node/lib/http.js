@@ -151,7 +151,11 @@ async function serve(server, req, resp) {
       cres.on('data', (d) => {
         try {
           resp.write(d);
-          resp.flush();
+          // A full connection to the engine pauses the app's answer.
+          if (resp.flush() === false) {
+            cres.pause();
+            resp.drained().then(() => cres.resume());
+          }
         } catch (e) {
           settle(e);
         }

@@ -58,24 +58,30 @@ class Reader {
     this.size = 0;
   }
 
-  // push adds bytes and returns the complete frames, decoded.
+  // push adds bytes and returns the complete frames, decoded. Pieces are
+  // joined only once a whole frame is there, so a large frame arriving in
+  // many reads is copied once.
   push(data) {
     this.bufs.push(data);
     this.size += data.length;
     const frames = [];
-    for (;;) {
-      if (this.size < 4) break;
-      let buf = this.bufs.length === 1 ? this.bufs[0] : Buffer.concat(this.bufs, this.size);
-      this.bufs = [buf];
-      const n = buf.readUInt32BE(0);
+    while (this.size >= 4) {
+      if (this.bufs[0].length < 4) this.join();
+      const n = this.bufs[0].readUInt32BE(0);
       if (n > MAX_FRAME) throw new ProtocolError(`frame of ${n} bytes declared, limit ${MAX_FRAME}`);
       if (this.size < 4 + n) break;
+      if (this.bufs[0].length < 4 + n) this.join();
+      const buf = this.bufs[0];
       frames.push(decode(buf.subarray(4, 4 + n)));
-      buf = buf.subarray(4 + n);
-      this.bufs = buf.length ? [buf] : [];
-      this.size = buf.length;
+      if (buf.length > 4 + n) this.bufs[0] = buf.subarray(4 + n);
+      else this.bufs.shift();
+      this.size -= 4 + n;
     }
     return frames;
+  }
+
+  join() {
+    this.bufs = [Buffer.concat(this.bufs, this.size)];
   }
 }
 

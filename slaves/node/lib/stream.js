@@ -85,9 +85,10 @@ class Request extends Readable {
 // flush() sends what is buffered, end() ends the answer: its last chunk and
 // the end leave in one socket write.
 class Response {
-  constructor(session, send, request) {
+  constructor(session, send, request, drained = () => Promise.resolve()) {
     this._session = session;
     this._send = send;
+    this._drained = drained;
     this._request = request;
     this._buf = [];
     this._size = 0;
@@ -111,6 +112,13 @@ class Response {
     this._usable();
     const frames = this._frames();
     return frames.length ? this._send(frames) : true;
+  }
+
+  // drained resolves when the connection to the engine can take more:
+  // a handler producing a large answer awaits it after a write or flush
+  // that returned false.
+  drained() {
+    return this._drained();
   }
 
   end(data) {

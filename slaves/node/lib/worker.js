@@ -39,6 +39,19 @@ class Worker {
     return ok;
   }
 
+  drained() {
+    if (!this.sock.writableNeedDrain || this.done) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.sock.off('drain', done);
+        this.sock.off('close', done);
+        resolve();
+      };
+      this.sock.on('drain', done);
+      this.sock.on('close', done);
+    });
+  }
+
   // run resolves with the exit status: 0 after terminate, 1 when the
   // engine went away.
   run() {
@@ -93,7 +106,7 @@ class Worker {
 
   async serve(session, event) {
     const req = new Request(event);
-    const resp = new Response(session, (frames) => this.send(frames), req);
+    const resp = new Response(session, (frames) => this.send(frames), req, () => this.drained());
     this.sessions.set(session, req);
     try {
       await this.dispatch(req, resp);
