@@ -9,7 +9,7 @@ set -euo pipefail
 run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc g++ make nodejs
   libdata-messagepack-perl libplack-perl)
 test_pkgs=(nginx python3-zmq iproute2 util-linux)  # iproute2: multicast loopback setup; util-linux: flock
-bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
+bench_pkgs=(wrk uwsgi uwsgi-plugin-python3 starman libfcgi-dev)  # starman, libfcgi: bench/languages.sh
 
 want=("${run_pkgs[@]}")
 case "${1:-run}" in
