@@ -7,9 +7,9 @@
 #   nc  nginx fastcgi_pass (keepalive) → cocaine → Node, bench/apps/node-hello (args.http)
 #   nn  nginx proxy_pass (keepalive) → Node's own http server, the same listener
 #   pc  nginx fastcgi_pass (keepalive) → cocaine → Perl, bench/apps/psgi-hello
-#   ps  nginx proxy_pass (keepalive) → Starman, 2 workers, the same PSGI app
+#   ps  nginx proxy_pass → Starman, 2 workers, the same PSGI app
 #   cc  nginx fastcgi_pass (keepalive) → cocaine → C, bench/apps/c-hello
-#   cf  nginx fastcgi_pass (keepalive) → a libfcgi responder, 2 processes
+#   cf  nginx fastcgi_pass → a libfcgi responder, 2 processes
 #
 # Every app answers "Hello, World!\n". The cocaine site is configs/nginx.conf
 # with its upstream on a Unix socket. Needs nginx, wrk, starman, libfcgi-dev,
@@ -110,12 +110,13 @@ $site
     upstream node_keep { server unix:$tmp/node.sock; keepalive 32; }
     server { listen 127.0.0.1:$port_nn;
         location / { proxy_pass http://node_keep; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-    upstream starman_keep { server unix:$tmp/starman.sock; keepalive 32; }
+    # Starman and libfcgi are pre-forked, one connection per process at a
+    # time: persistent upstream connections would pin 32 of them to two
+    # processes, so these two get a connection per request, as deployed.
     server { listen 127.0.0.1:$port_ps;
-        location / { proxy_pass http://starman_keep; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-    upstream fcgi_keep { server unix:$tmp/fcgi.sock; keepalive 32; }
+        location / { proxy_pass http://unix:$tmp/starman.sock; } }
     server { listen 127.0.0.1:$port_cf;
-        location / { include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass fcgi_keep; } }
+        location / { include /etc/nginx/fastcgi_params; fastcgi_pass unix:$tmp/fcgi.sock; } }
 }
 CONF
 "$NGINX" -t -q -p "$tmp/nginx/" -e logs/error.log -c nginx.conf
