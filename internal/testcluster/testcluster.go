@@ -147,13 +147,9 @@ func StartNode(t testing.TB, o Options) *Node {
 }
 
 // SlavePIDs lists the running slave processes of app on this node, found
-// by the protocol environment the engine gave them, or by their working
-// directory, the app's unpacked package: a process that sets its name
-// (Perl's $0, as Plack does) overwrites what /proc shows of its
-// environment.
+// by the protocol environment the engine gave them.
 func (n *Node) SlavePIDs(app string) []int {
 	var pids []int
-	spool := filepath.Join(n.DataDir, "spool", app+".")
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -165,11 +161,9 @@ func (n *Node) SlavePIDs(app string) []int {
 			continue
 		}
 		vars := strings.Split(string(env), "\x00")
-		byEnv := slices.Contains(vars, "COCAINE_APP="+app) && slices.ContainsFunc(vars, func(v string) bool {
+		if slices.Contains(vars, "COCAINE_APP="+app) && slices.ContainsFunc(vars, func(v string) bool {
 			return strings.HasPrefix(v, "COCAINE_SOCKET="+n.DataDir)
-		})
-		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		if byEnv || (pid != n.cmd.Process.Pid && strings.HasPrefix(cwd, spool) && !strings.Contains(cwd[len(spool):], "/")) {
+		}) {
 			pids = append(pids, pid)
 		}
 	}
