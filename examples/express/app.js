@@ -4,6 +4,7 @@
 //
 //   curl 'http://127.0.0.1:8080/express/http/hello/ann?greeting=hi' -H 'Cookie: visits=3'
 //   curl -d '{"numbers": [1, 2, 3]}' -H 'Content-Type: application/json' http://127.0.0.1:8080/express/http/sum
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const express = require('express');
@@ -23,6 +24,17 @@ app.post('/sum', (req, res) => {
   const numbers = Array.isArray(req.body && req.body.numbers) ? req.body.numbers : [];
   res.cookie('last', String(numbers.length), { path: '/' });
   res.json({ sum: numbers.reduce((a, b) => a + Number(b), 0) });
+});
+
+// A body of any size and bytes, read as it streams in: its length and hash.
+app.post('/upload', (req, res) => {
+  const hash = crypto.createHash('sha256');
+  let bytes = 0;
+  req.on('data', (d) => {
+    bytes += d.length;
+    hash.update(d);
+  });
+  req.on('end', () => res.json({ bytes, sha256: hash.digest('hex') }));
 });
 
 // A streamed answer: each part leaves when written. ?gate=FILE makes part 1

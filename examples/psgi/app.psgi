@@ -5,6 +5,7 @@
 #   curl -d '{"numbers": [1, 2, 3]}' -H 'Content-Type: application/json' http://127.0.0.1:8080/psgi/http/sum
 use strict;
 use warnings;
+use Digest::SHA ();
 use JSON::PP ();
 use Plack::Request;
 use Time::HiRes ();
@@ -32,6 +33,16 @@ my $app = sub {
         my $sum = 0;
         $sum += $_ for @numbers;
         return json_response({ sum => $sum }, 'Set-Cookie' => 'last=' . scalar(@numbers) . '; Path=/');
+    }
+    # A body of any size and bytes, read as it streams in: its length and hash.
+    if ($req->method eq 'POST' && $path eq '/upload') {
+        my $sha = Digest::SHA->new(256);
+        my ($bytes, $buf) = (0, '');
+        while (my $n = $req->env->{'psgi.input'}->read($buf, 65536)) {
+            $bytes += $n;
+            $sha->add($buf);
+        }
+        return json_response({ bytes => $bytes, sha256 => $sha->hexdigest });
     }
     # A streamed answer: each part leaves when written. ?gate=FILE makes
     # part 1 wait for that file (tests prove part 0 came while the app ran).

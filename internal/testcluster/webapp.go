@@ -2,6 +2,10 @@ package testcluster
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -48,6 +52,20 @@ func CheckWebApp(t *testing.T, n *Node, app string) {
 	}
 	if c := resp.Cookies(); len(c) != 1 || c[0].Name != "last" || c[0].Value != "3" {
 		t.Fatalf("POST /sum set cookies %v, want last=3", resp.Header.Values("Set-Cookie"))
+	}
+
+	// A 10 MB body of random bytes reaches the app whole and untouched.
+	payload := make([]byte, 10<<20)
+	rand.Read(payload)
+	req, _ = http.NewRequest("POST", base+"/upload", bytes.NewReader(payload))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var up struct {
+		Bytes  int
+		SHA256 string
+	}
+	resp = do(t, req, &up)
+	if sum := sha256.Sum256(payload); resp.StatusCode != 200 || up.Bytes != len(payload) || up.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("POST /upload of 10 MB: %d %+v", resp.StatusCode, up)
 	}
 
 	// A streamed answer: part 0 arrives while the app waits for the gate.

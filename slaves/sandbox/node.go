@@ -21,9 +21,21 @@ type Node struct {
 	RuntimeDir string
 }
 
-var _ Validator = (*Node)(nil)
+var (
+	_ Validator    = (*Node)(nil)
+	_ WebDefaulter = (*Node)(nil)
+)
 
 func init() { Register("node", &Node{}) }
+
+// HTTPByDefault: a request listener without handlers serves every event
+// as HTTP. With both, events go to handlers when the module has one, which
+// only the runtime knows: such events declare "payload": "http" themselves.
+func (n *Node) HTTPByDefault(m *manifest.Manifest) bool {
+	_, hasMod := m.Args["module"]
+	_, hasHTTP := m.Args["http"]
+	return hasHTTP && !hasMod
+}
 
 // ValidateArgs needs module or http, each a module path inside the package.
 func (n *Node) ValidateArgs(m *manifest.Manifest) []manifest.Problem {

@@ -23,11 +23,23 @@ type Perl struct {
 	RuntimeDir string
 }
 
-var _ Validator = (*Perl)(nil)
+var (
+	_ Validator    = (*Perl)(nil)
+	_ WebDefaulter = (*Perl)(nil)
+)
 
 func init() { Register("perl", &Perl{}) }
 
 var perlPackage = regexp.MustCompile(`^[A-Za-z_]\w*(::\w+)*$`)
+
+// HTTPByDefault: a PSGI app without handlers serves every event as HTTP.
+// With both, events go to handlers when the package has a sub, which only
+// the runtime knows: such events declare "payload": "http" themselves.
+func (p *Perl) HTTPByDefault(m *manifest.Manifest) bool {
+	_, hasMod := m.Args["module"]
+	_, hasPSGI := m.Args["psgi"]
+	return hasPSGI && !hasMod
+}
 
 // ValidateArgs needs module (a package name) or psgi (a file of the package).
 func (p *Perl) ValidateArgs(m *manifest.Manifest) []manifest.Problem {
