@@ -12,7 +12,7 @@ import (
 func TestValidateArgs(t *testing.T) {
 	for _, c := range []struct {
 		typ, args string
-		want    string // "" for valid; else a path that must be named
+		want      string // "" for valid; else a path that must be named
 	}{
 		{"c", `{}`, ""},
 		{"cpp", `{"binary": "out/app", "flags": ["-lm"], "args": ["-v"]}`, ""},
