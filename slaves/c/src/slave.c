@@ -16,6 +16,7 @@
 #include "cocaine/slave.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +39,10 @@ enum { F_HANDSHAKE = 1, F_HEARTBEAT, F_TERMINATE, F_INVOKE, F_CHUNK, F_ERROR, F_
 #define GONE_GRACE_MS 1000       /* engine gone: how long handlers get to notice */
 #define MAX_MESSAGE 300          /* error messages go to a caller: short */
 #define HANDLER_STACK (2u << 20)
+/* Request body read from the socket that no handler has taken yet, across
+ * sessions: past this the reader stops reading (the engine's writes then
+ * wait) until handlers take half of it or one waits for input. */
+#define MAX_UNREAD (8u << 20)
 
 /* ---- registry ---------------------------------------------------------- */
 
@@ -87,6 +92,7 @@ struct cocaine_session {
     /* Guarded by mu (the library's one lock for sessions). */
     struct piece *head, *tail;
     struct piece *current; /* handed out by cocaine_request_next */
+    size_t queued;         /* bytes in head..tail not yet taken */
     int done;              /* the body ended (choke) or was cancelled */
     int cancelled;
     char reason[128];
@@ -101,6 +107,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER; /* any session changed, or active dropped */
 static struct cocaine_session *sessions;
 static int active;      /* handler threads running */
+static size_t unread;   /* bytes queued in all sessions, not yet taken */
+static int input_waiters; /* handlers waiting for body that has not come */
 static int terminating; /* the engine said terminate */
 static int sock = -1;
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER; /* one writer at a time */
@@ -140,6 +148,22 @@ static void free_pieces(struct piece *p) {
         free(p);
         p = n;
     }
+}
+
+/* taken accounts for body bytes leaving the queue (mu held), waking the
+ * reader when it paused and there is room again. */
+static void taken(struct cocaine_session *s, size_t n) {
+    s->queued -= n;
+    unread -= n;
+    if (unread <= MAX_UNREAD / 2 && unread + n > MAX_UNREAD / 2)
+        pthread_cond_broadcast(&cond);
+}
+
+/* drop_body frees what a session will never read (mu held). */
+static void drop_body(struct cocaine_session *s) {
+    free_pieces(s->head);
+    s->head = s->tail = NULL;
+    taken(s, s->queued);
 }
 
 static void free_session(struct cocaine_session *s) {
@@ -426,12 +450,23 @@ int cocaine_request_wait_cancelled(cocaine_request *s, long ms) {
     return c;
 }
 
+/* wait_input waits (mu held) for body or its end; a paused reader reads
+ * again meanwhile. */
+static void wait_input(struct cocaine_session *s) {
+    if (s->head || s->done)
+        return;
+    input_waiters++;
+    pthread_cond_broadcast(&cond);
+    while (!s->head && !s->done)
+        pthread_cond_wait(&cond, &mu);
+    input_waiters--;
+}
+
 int cocaine_request_next(cocaine_request *s, const void **data, size_t *len) {
     pthread_mutex_lock(&mu);
     free(s->current);
     s->current = NULL;
-    while (!s->head && !s->done)
-        pthread_cond_wait(&cond, &mu);
+    wait_input(s);
     int rc;
     if (s->cancelled) {
         errno = ECANCELED;
@@ -446,6 +481,7 @@ int cocaine_request_next(cocaine_request *s, const void **data, size_t *len) {
         s->current = p;
         *data = p->data + p->off;
         *len = p->len - p->off;
+        taken(s, p->len - p->off);
         rc = 1;
     }
     pthread_mutex_unlock(&mu);
@@ -458,8 +494,7 @@ ssize_t cocaine_request_read(cocaine_request *s, void *buf, size_t n) {
     pthread_mutex_lock(&mu);
     free(s->current);
     s->current = NULL;
-    while (!s->head && !s->done)
-        pthread_cond_wait(&cond, &mu);
+    wait_input(s);
     ssize_t got;
     if (s->cancelled) {
         errno = ECANCELED;
@@ -471,6 +506,7 @@ ssize_t cocaine_request_read(cocaine_request *s, void *buf, size_t n) {
         size_t k = p->len - p->off < n ? p->len - p->off : n;
         memcpy(buf, p->data + p->off, k);
         p->off += k;
+        taken(s, k);
         if (p->off == p->len) {
             s->head = p->next;
             if (!s->head)
@@ -536,6 +572,7 @@ static void *run_handler(void *arg) {
     }
     pthread_mutex_lock(&mu);
     unlink_session(s);
+    drop_body(s);
     active--;
     int last = terminating && active == 0;
     pthread_cond_broadcast(&cond);
@@ -636,6 +673,7 @@ static void cancel_locked(struct cocaine_session *s, const char *reason) {
         snprintf(s->reason, sizeof s->reason, "%s", reason);
     }
     s->done = 1;
+    drop_body(s);
 }
 
 static void start_session(uint64_t id, const unsigned char *ev, size_t evlen) {
@@ -728,6 +766,8 @@ static int route(const unsigned char *p, size_t n) {
             else
                 s->head = pc;
             s->tail = pc;
+            s->queued += len;
+            unread += len;
             pc = NULL;
             pthread_cond_broadcast(&cond);
         }
@@ -819,6 +859,28 @@ static void wait_handlers(long ms) {
     while (active > 0)
         if (pthread_cond_timedwait(&cond, &mu, &until) == ETIMEDOUT)
             break;
+    pthread_mutex_unlock(&mu);
+}
+
+/* pause_reading holds the reader while too much body waits for handlers
+ * that are not reading it: the rest stays in the socket, and the engine's
+ * flow control holds the sender. A handler waiting for input, or the
+ * engine hanging up, ends the pause. */
+static void pause_reading(void) {
+    pthread_mutex_lock(&mu);
+    while (unread > MAX_UNREAD && input_waiters == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 200 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&cond, &mu, &until);
+        struct pollfd p = {.fd = sock, .events = POLLRDHUP};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            break; /* the engine is gone or leaving: read to the end */
+    }
     pthread_mutex_unlock(&mu);
 }
 
@@ -948,6 +1010,7 @@ int cocaine_run(void) {
             continue;
         memmove(buf, buf + off, have - off);
         have -= off;
+        pause_reading();
         ssize_t r = read(sock, buf + have, cap - have);
         if (r < 0 && errno == EINTR)
             continue;

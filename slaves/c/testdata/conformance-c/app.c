@@ -2,8 +2,10 @@
 #include <cocaine/slave.h>
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int echo(cocaine_request *req, cocaine_response *resp, void *data) {
     const void *p;
@@ -58,10 +60,29 @@ static int fail(cocaine_request *req, cocaine_response *resp, void *data) {
     return cocaine_response_error(resp, COCAINE_APP_ERROR, "failing on purpose");
 }
 
+/* count answers the length of its body, which it reads only once the file
+ * named by $COUNT_GATE exists: the test of the library's read-ahead cap. */
+static int count(cocaine_request *req, cocaine_response *resp, void *data) {
+    (void)data;
+    const char *gate = getenv("COUNT_GATE");
+    while (gate && access(gate, F_OK) != 0)
+        if (cocaine_request_wait_cancelled(req, 10))
+            return -1;
+    size_t n;
+    char *body = cocaine_request_read_all(req, &n);
+    if (!body)
+        return -1;
+    free(body);
+    char out[32];
+    int k = snprintf(out, sizeof out, "%zu", n);
+    return cocaine_response_write(resp, out, (size_t)k);
+}
+
 int main(void) {
     cocaine_handle("echo", echo, NULL);
     cocaine_handle("sleep", sleep_, NULL);
     cocaine_handle("stream-upper", stream_upper, NULL);
     cocaine_handle("fail", fail, NULL);
+    cocaine_handle("count", count, NULL);
     return cocaine_run();
 }
