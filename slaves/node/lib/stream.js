@@ -31,9 +31,10 @@ class Cancelled extends Error {
 // `for await (const chunk of req)` streams it; `await req.buffer()` reads it
 // all. req.signal aborts when the engine cancels the session.
 class Request extends Readable {
-  constructor(event) {
+  constructor(event, wantInput = () => {}) {
     super();
     this.event = event;
+    this._wantInput = wantInput;
     this._abort = new AbortController();
     this.signal = this._abort.signal;
     // A cancelled body errors: a handler reading it sees the error, and one
@@ -41,7 +42,10 @@ class Request extends Readable {
     this.on('error', () => {});
   }
 
-  _read() {}
+  // The reader asks for more: its buffer ran low.
+  _read() {
+    this._wantInput();
+  }
 
   get cancelled() {
     return this.signal.aborted;

@@ -9,6 +9,10 @@ const net = require('node:net');
 const protocol = require('./protocol');
 const { Request, Response, CocaineError, Cancelled } = require('./stream');
 
+// Request body read from the socket that no handler has taken yet, across
+// sessions: past this the worker stops reading (the engine's writes then
+// wait) until handlers take half of it or one waits for input.
+const MAX_UNREAD = 8 << 20;
 // Error messages go to a caller: short, no stack.
 const MAX_MESSAGE = 300;
 
@@ -26,6 +30,7 @@ class Worker {
     this.reader = new protocol.Reader();
     this.terminating = false;
     this.done = false;
+    this.paused = false;
   }
 
   // send writes frames in one write (cork/uncork coalesces them).
@@ -69,6 +74,10 @@ class Worker {
           return;
         }
         for (const f of frames) this.route(f);
+        if (!this.paused && this.unread() > MAX_UNREAD) {
+          this.paused = true; // the rest waits in the socket
+          this.sock.pause();
+        }
       });
       this.sock.on('error', (e) => {
         if (!this.done) log(`engine connection: ${e.message}`);
@@ -104,8 +113,23 @@ class Worker {
     }
   }
 
+  unread() {
+    let n = 0;
+    for (const req of this.sessions.values()) n += req.readableLength;
+    return n;
+  }
+
+  // maybeResume reads again once handlers took half of the unread body,
+  // or one of them waits for input (wanting).
+  maybeResume(wanting) {
+    if (this.paused && (wanting || this.unread() <= MAX_UNREAD / 2)) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+
   async serve(session, event) {
-    const req = new Request(event);
+    const req = new Request(event, () => this.maybeResume(true));
     const resp = new Response(session, (frames) => this.send(frames), req, () => this.drained());
     this.sessions.set(session, req);
     try {
@@ -122,6 +146,7 @@ class Worker {
       }
     } finally {
       this.sessions.delete(session);
+      this.maybeResume(false);
       this.maybeLeave();
     }
   }

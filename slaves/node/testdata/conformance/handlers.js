@@ -22,3 +22,13 @@ exports['stream-upper'] = async (req, res) => {
 exports.fail = async () => {
   throw new Error('failing on purpose');
 };
+
+// count answers the length of its body, which it reads only once the file
+// named by $COUNT_GATE exists (conformance.UnreadBody).
+exports.count = async (req) => {
+  const gate = process.env.COUNT_GATE;
+  while (gate && !require('node:fs').existsSync(gate)) {
+    if (await req.sleep(10)) return undefined;
+  }
+  return String((await req.buffer()).length);
+};

@@ -27,6 +27,10 @@ use constant {
     MAX_FRAME => 8 << 20,
     CHUNK_SIZE => 1 << 20,
     MAX_MESSAGE => 300,
+    # Request body read from the socket that no handler has taken yet:
+    # past this, only a handler waiting for input reads more, so a body
+    # nobody reads waits in the socket (the engine's writes then wait).
+    MAX_UNREAD => 8 << 20,
 };
 my %ARITY = (1 => 5, 2 => 2, 3 => 3, 4 => 3, 5 => 3, 6 => 4, 7 => 2);
 
@@ -94,10 +98,22 @@ sub send_bytes {
 
 # ---- reading -----------------------------------------------------------
 
+sub unread {
+    my $n = 0;
+    $n += $_->{size} for values %sessions;
+    return $n;
+}
+
 # pump reads and routes one frame; it waits up to $timeout seconds
-# (undef: forever) and returns false when none came.
+# (undef: forever) and returns false when none came. Without $want_input
+# (a handler sleeping rather than reading) it reads nothing more once
+# MAX_UNREAD bytes of body wait for handlers.
 sub pump {
-    my $timeout = shift;
+    my ($timeout, $want_input) = @_;
+    if (!$want_input && defined $timeout && unread() > MAX_UNREAD) {
+        Time::HiRes::sleep($timeout) if $timeout > 0;
+        return 0;
+    }
     while (1) {
         if (length($rbuf) >= 4) {
             my $n = unpack('N', $rbuf);

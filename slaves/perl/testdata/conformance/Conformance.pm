@@ -28,4 +28,15 @@ sub stream_upper {
 
 sub fail { die "failing on purpose\n" }
 
+# count answers the length of its body, which it reads only once the file
+# named by $COUNT_GATE exists (conformance.UnreadBody).
+sub count {
+    my ($req) = @_;
+    my $gate = $ENV{COUNT_GATE};
+    while ($gate && !-e $gate) {
+        return if $req->wait_cancelled(0.01);
+    }
+    return length $req->read_all;
+}
+
 1;

@@ -23,23 +23,31 @@ package Cocaine::Slave::Request;
 
 sub new {
     my ($class, $event, $session) = @_;
-    bless { event => $event, session => $session, chunks => [], done => 0, cancelled => undef }, $class;
+    bless { event => $event, session => $session, chunks => [], size => 0, done => 0, cancelled => undef }, $class;
 }
 
 sub event     { $_[0]{event} }
 sub cancelled { defined $_[0]{cancelled} }
 
-sub _push   { push @{ $_[0]{chunks} }, $_[1] if length $_[1] }
+sub _push   { return unless length $_[1]; push @{ $_[0]{chunks} }, $_[1]; $_[0]{size} += length $_[1] }
 sub _finish { $_[0]{done} = 1 }
-sub _cancel { my ($self, $why) = @_; $self->{cancelled} //= $why; $self->{done} = 1; @{ $self->{chunks} } = () }
-sub _unread { unshift @{ $_[0]{chunks} }, $_[1] if length $_[1] }
+sub _cancel { my ($self, $why) = @_; $self->{cancelled} //= $why; $self->{done} = 1; @{ $self->{chunks} } = (); $self->{size} = 0 }
+sub _unread { return unless length $_[1]; unshift @{ $_[0]{chunks} }, $_[1]; $_[0]{size} += length $_[1] }
+
+# _take hands out the first queued piece.
+sub _take {
+    my $self = shift;
+    my $c = shift @{ $self->{chunks} };
+    $self->{size} -= length $c if defined $c;
+    return $c;
+}
 
 sub _check { die Cocaine::Cancelled->new($_[0]{cancelled}) if defined $_[0]{cancelled} }
 
 # _fill reads frames until a chunk is there or the body ended.
 sub _fill {
     my $self = shift;
-    Cocaine::Slave::pump(undef) while !@{ $self->{chunks} } && !$self->{done};
+    Cocaine::Slave::pump(undef, 1) while !@{ $self->{chunks} } && !$self->{done};
     $self->_check;
 }
 
@@ -48,7 +56,7 @@ sub _fill {
 sub next_chunk {
     my $self = shift;
     $self->_fill;
-    return shift @{ $self->{chunks} };
+    return $self->_take;
 }
 
 # read returns up to $n bytes (at least one, unless the body ended: then
@@ -58,9 +66,9 @@ sub read {
     return $self->read_all unless defined $n;
     return '' if $n <= 0;
     $self->_fill;
-    my $c = shift @{ $self->{chunks} } // return '';
+    my $c = $self->_take // return '';
     if (length $c > $n) {
-        unshift @{ $self->{chunks} }, substr($c, $n);
+        $self->_unread(substr($c, $n));
         $c = substr($c, 0, $n);
     }
     return $c;
