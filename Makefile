@@ -5,15 +5,26 @@ PYTHON   ?= /usr/bin/python3
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build run test test-go test-python vet deps deps-test fuzz bench clean
+.PHONY: all build run test test-go test-python vet deps deps-test npm-deps fuzz bench clean
 
 all: build
 
 deps:
 	@scripts/deps.sh run
+	@$(MAKE) --no-print-directory npm-deps
 
 deps-test:
 	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory npm-deps
+
+# npm packages, each folder from its lock file: the Node runtime's own and
+# the Express example's. npm ci reuses its cache (~/.npm) before the
+# network, and runs again only when a lock file changes.
+NPM_DIRS := slaves/node examples/express
+npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_DIRS))
+
+%/node_modules/.package-lock.json: %/package-lock.json
+	cd $* && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/cocaine

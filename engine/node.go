@@ -75,6 +75,19 @@ func configureSandboxes(cfg *Config) {
 		runtime = filepath.Join(cfg.Sandbox.Go.Framework, "slaves", "python")
 	}
 	sandbox.Register("python", &sandbox.Python{Interpreter: cfg.Sandbox.Python.Interpreter, RuntimeDir: runtime})
+	// The other runtimes live beside slaves/python; "" finds them in the
+	// checkout, as for Python.
+	beside := func(name string) string {
+		if cfg.Sandbox.Go.Framework == "" {
+			return ""
+		}
+		return filepath.Join(cfg.Sandbox.Go.Framework, "slaves", name)
+	}
+	for _, lang := range []string{"c", "cpp"} {
+		sandbox.Register(lang, &sandbox.Native{Lang: lang, CacheDir: cfg.CacheDir(), RuntimeDir: beside("c")})
+	}
+	sandbox.Register("node", &sandbox.Node{RuntimeDir: beside("node")})
+	sandbox.Register("perl", &sandbox.Perl{RuntimeDir: beside("perl")})
 }
 
 // Config returns the node's effective configuration.

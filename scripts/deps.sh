@@ -4,15 +4,21 @@
 # when nothing is missing. Usage: scripts/deps.sh [run|test|bench]
 set -euo pipefail
 
-run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask)  # flask: examples/flask
+# flask: examples/flask; gcc, g++, make: the c and cpp sandboxes; nodejs:
+# the node sandbox; the Perl modules: the perl sandbox and its PSGI apps.
+run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc g++ make nodejs
+  libdata-messagepack-perl libplack-perl)
 test_pkgs=(nginx python3-zmq iproute2 util-linux)  # iproute2: multicast loopback setup; util-linux: flock
-bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
+bench_pkgs=(wrk uwsgi uwsgi-plugin-python3 starman libfcgi-dev)  # starman, libfcgi: bench/languages.sh
 
 want=("${run_pkgs[@]}")
 case "${1:-run}" in
   test) want+=("${test_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
 esac
+
+# Debian's nodejs comes without npm (the one from NodeSource bundles it).
+command -v npm >/dev/null || want+=(npm)
 
 missing=()
 for p in "${want[@]}"; do

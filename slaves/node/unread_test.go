@@ -1,0 +1,11 @@
+package node_test
+
+import (
+	"testing"
+
+	"github.com/cocaine-cloud/cocaine/slaves/conformance"
+)
+
+func TestUnreadBodyStaysInTheSocket(t *testing.T) {
+	conformance.UnreadBody(t, starter(t, "testdata/conformance"))
+}
