@@ -24,7 +24,10 @@ const (
 	EnvHeartbeat = "COCAINE_HEARTBEAT_MS"
 )
 
-// spawn starts one slave. Called with p.mu held.
+// spawn starts one slave. Called with p.mu held; the fork and exec
+// happen on a goroutine of their own, so that whoever made the pool grow
+// (the engine's router, a front's goroutine) never waits for them, nor
+// holds the pool's lock through them. The slave counts as starting at once.
 func (p *Pool) spawn() error {
 	id := newID()
 	cmd, err := p.cfg.Spawner.Command(id)
@@ -32,17 +35,36 @@ func (p *Pool) spawn() error {
 		return err
 	}
 	cmd.Env = append(cmd.Env, EnvSocket+"="+p.cfg.Socket, EnvSlaveID+"="+id, EnvApp+"="+p.cfg.App, EnvHeartbeat+"="+p.hbMS)
+	s := &slave{
+		id: id, cmd: cmd, state: slaveStarting, jobs: map[uint64]*Job{},
+		spawned: time.Now(), out: newOutbox(), tail: &tail{max: p.cfg.TailLines},
+	}
+	s.lastSeen.Store(time.Now().UnixNano())
+	p.slaves[id] = s
+	p.stats.Spawned++
+	s.watchT = time.AfterFunc(p.cfg.Engine.StartupTimeout, func() { p.watch(s) })
+	p.wg.Add(1)
+	go p.start(s)
+	return nil
+}
+
+// start forks and execs a slave that spawn registered, then follows it.
+func (p *Pool) start(s *slave) {
+	defer p.wg.Done()
+	cmd := s.cmd
 	// Plain pipes handed to the child as files: cmd.Wait then returns when
 	// the process exits, not when every holder of its output closes it.
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("stdout pipe: %w", err)
+		p.startError(s, fmt.Errorf("stdout pipe: %w", err))
+		return
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return fmt.Errorf("stderr pipe: %w", err)
+		p.startError(s, fmt.Errorf("stderr pipe: %w", err))
+		return
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	if cmd.SysProcAttr == nil {
@@ -58,43 +80,50 @@ func (p *Pool) spawn() error {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return err
+		p.startError(s, err)
+		return
 	}
-	s := &slave{
-		id: id, cmd: cmd, state: slaveStarting, jobs: map[uint64]*Job{},
-		spawned: time.Now(), out: newOutbox(), tail: &tail{max: p.cfg.TailLines},
+	p.mu.Lock()
+	s.started = true
+	if s.state == slaveDead {
+		// Killed (stop, startup timeout) while it was being started.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Process.Kill()
 	}
-	s.lastSeen.Store(time.Now().UnixNano())
-	p.slaves[id] = s
-	p.stats.Spawned++
-	s.watchT = time.AfterFunc(p.cfg.Engine.StartupTimeout, func() { p.watch(s) })
-	p.log.Debug("slave spawned", "slave", id, "pid", cmd.Process.Pid)
+	p.mu.Unlock()
+	p.log.Debug("slave spawned", "slave", s.id, "pid", cmd.Process.Pid)
 
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		done := make(chan struct{}, 2)
-		go p.capture(s, "stdout", outR, done)
-		go p.capture(s, "stderr", errR, done)
-		err := cmd.Wait()
-		// Its jobs go elsewhere at once; the rest waits for the output
-		// still in the pipes, which belongs in the log and the crash log.
-		p.mu.Lock()
-		s.exited = true
-		p.gone(s, "process exited")
-		p.mu.Unlock()
-		timeout := time.After(time.Second) // a grandchild may hold the pipes
-		for range 2 {
-			select {
-			case <-done:
-			case <-timeout:
-				outR.Close()
-				errR.Close()
-			}
+	done := make(chan struct{}, 2)
+	go p.capture(s, "stdout", outR, done)
+	go p.capture(s, "stderr", errR, done)
+	err = cmd.Wait()
+	// Its jobs go elsewhere at once; the rest waits for the output
+	// still in the pipes, which belongs in the log and the crash log.
+	p.mu.Lock()
+	s.exited = true
+	p.gone(s, "process exited")
+	p.mu.Unlock()
+	timeout := time.After(time.Second) // a grandchild may hold the pipes
+	for range 2 {
+		select {
+		case <-done:
+		case <-timeout:
+			outR.Close()
+			errR.Close()
 		}
-		p.exited(s, err)
-	}()
-	return nil
+	}
+	p.exited(s, err)
+}
+
+// startError retires a slave whose process could not be started.
+func (p *Pool) startError(s *slave, err error) {
+	p.log.Error("cannot start a slave", "err", err)
+	p.mu.Lock()
+	s.exited = true
+	p.gone(s, "cannot start: "+err.Error()) // counts as a failed start
+	delete(p.slaves, s.id)
+	p.checkEmpty()
+	p.mu.Unlock()
 }
 
 func (p *Pool) capture(s *slave, stream string, r io.ReadCloser, done chan<- struct{}) {
@@ -319,7 +348,7 @@ func (p *Pool) terminate(s *slave, reason string) {
 
 // kill ends a slave at once. Called with p.mu held.
 func (p *Pool) kill(s *slave, reason string) {
-	if !s.exited {
+	if !s.exited && s.started {
 		// The slave runs in its own process group: take its children too.
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		_ = s.cmd.Process.Kill()

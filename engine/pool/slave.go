@@ -35,6 +35,7 @@ type slave struct {
 	watchT  *time.Timer // startup, then heartbeat timeout
 	reason  string      // why it is terminating or dead
 	exited  bool        // process reaped
+	started bool        // its process exists (start runs off the pool's lock)
 	// requested: the engine asked it to go (terminate or kill), so its
 	// exit is no crash unless fault says what went wrong.
 	requested bool
