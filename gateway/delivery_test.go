@@ -52,7 +52,7 @@ func deliveryApps(t testing.TB) string {
 		}
 		for name, eng := range manifests {
 			dir := filepath.Join(deliveryDir, name)
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "app"), "./gateway/testdata/deliveryapp")
+			cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, "app"), "./gateway/testdata/deliveryapp")
 			cmd.Dir = testcluster.Root()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				deliveryErr = fmt.Errorf("go build deliveryapp: %v\n%s", err, out)
@@ -71,11 +71,13 @@ func deliveryApps(t testing.TB) string {
 	return deliveryDir
 }
 
-// startDeliveryNode runs `cocaine dev` with both apps of deliveryApps.
-func startDeliveryNode(t testing.TB, o testcluster.Options) *testcluster.Node {
+// startDeliveryNode runs `cocaine dev` with apps of deliveryApps.
+func startDeliveryNode(t testing.TB, o testcluster.Options, apps ...string) *testcluster.Node {
 	t.Helper()
 	dir := deliveryApps(t)
-	o.Apps = []string{filepath.Join(dir, "dapp"), filepath.Join(dir, "tight")}
+	for _, app := range apps {
+		o.Apps = append(o.Apps, filepath.Join(dir, app))
+	}
 	return testcluster.StartNode(t, o)
 }
 
@@ -180,22 +182,39 @@ func within(d time.Duration) time.Time { return time.Now().Add(d) }
 // nodeInfo asks a node directly (not through announces) how it is.
 func nodeInfo(t testing.TB, n *testcluster.Node) wire.NodeInfo {
 	t.Helper()
-	c, err := gateway.Dial(n.Listen)
+	in, err := askInfo(n)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return in
+}
+
+func askInfo(n *testcluster.Node) (wire.NodeInfo, error) {
+	c, err := gateway.Dial(n.Listen)
+	if err != nil {
+		return wire.NodeInfo{}, err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	in, err := c.Info(ctx)
 	if err != nil {
-		t.Fatalf("info from %s: %v", n.Listen, err)
+		return in, fmt.Errorf("info from %s: %w", n.Listen, err)
 	}
-	return in
+	return in, nil
+}
+
+// appState is the state of app on n as n says now, "" while n does not answer.
+func appState(n *testcluster.Node, app string) string {
+	in, err := askInfo(n)
+	if err != nil {
+		return ""
+	}
+	return in.Apps[app].State
 }
 
 func TestDeliveryRules(t *testing.T) {
-	a, b := startDeliveryNode(t, testcluster.Options{}), startDeliveryNode(t, testcluster.Options{})
+	a, b := startDeliveryNode(t, testcluster.Options{}, "dapp", "tight"), startDeliveryNode(t, testcluster.Options{}, "dapp", "tight")
 	d := roundRobinDealer(t, a, b)
 	waitRoutes(t, d, 2, "dapp/run", "tight/run", "tight/echo")
 
@@ -333,11 +352,11 @@ func TestDeliveryRules(t *testing.T) {
 // is stopped (it answers 404 for an app it advertised).
 func TestDeliveryToStaleNode(t *testing.T) {
 	const token = "delivery-test-token"
-	s := startDeliveryNode(t, testcluster.Options{Front: true, Env: []string{"COCAINE_TOKEN=" + token}, Args: []string{"--announce-interval", "60s"}})
-	b := startDeliveryNode(t, testcluster.Options{})
+	s := startDeliveryNode(t, testcluster.Options{Front: true, Env: []string{"COCAINE_TOKEN=" + token}, Args: []string{"--announce-interval", "60s"}}, "dapp")
+	b := startDeliveryNode(t, testcluster.Options{}, "dapp")
 	// The dealer hears s once, when it subscribes: its app must run by then.
 	testcluster.Eventually(t, 120*time.Second, "dapp running on s", func() bool {
-		return nodeInfo(t, s).Apps["dapp"].State == "running"
+		return appState(s, "dapp") == "running"
 	})
 	d := roundRobinDealer(t, s, b)
 	waitRoutes(t, d, 2, "dapp/echo")
@@ -372,7 +391,7 @@ func TestDeliveryToStaleNode(t *testing.T) {
 			t.Fatalf("slowest request took %v; want the ack timeout (%v) and a little", slowest, deliveryAck)
 		}
 		resume()
-		testcluster.Eventually(t, 30*time.Second, "s to answer again", func() bool { return nodeInfo(t, s).Apps["dapp"].State == "running" })
+		testcluster.Eventually(t, 30*time.Second, "s to answer again", func() bool { return appState(s, "dapp") == "running" })
 	})
 
 	t.Run("a 404 from a node that advertised the app goes elsewhere", func(t *testing.T) {
