@@ -46,16 +46,24 @@ func deliveryApps(t testing.TB) string {
 		if deliveryErr != nil {
 			return
 		}
+		// One build; both apps link to it.
+		bin := filepath.Join(deliveryDir, "app")
+		cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, "./gateway/testdata/deliveryapp")
+		cmd.Dir = testcluster.Root()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			deliveryErr = fmt.Errorf("go build deliveryapp: %v\n%s", err, out)
+			return
+		}
 		manifests := map[string]string{
 			"dapp":  `{"pool-limit": 2, "concurrency": 16, "grow-threshold": 2, "queue-limit": 100, "termination-timeout": 2}`,
 			"tight": `{"pool-limit": 1, "concurrency": 1, "queue-limit": 1, "termination-timeout": 2}`,
 		}
 		for name, eng := range manifests {
 			dir := filepath.Join(deliveryDir, name)
-			cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, "app"), "./gateway/testdata/deliveryapp")
-			cmd.Dir = testcluster.Root()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				deliveryErr = fmt.Errorf("go build deliveryapp: %v\n%s", err, out)
+			if deliveryErr = os.MkdirAll(dir, 0o755); deliveryErr != nil {
+				return
+			}
+			if deliveryErr = os.Link(bin, filepath.Join(dir, "app")); deliveryErr != nil {
 				return
 			}
 			m := `{"type": "binary", "args": {"path": "app"}, "engine": ` + eng + `,
