@@ -221,6 +221,9 @@ func TestFrontDelivery(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			req := must(http.NewRequestWithContext(ctx, "GET", web("dapp", url.Values{"marks": {m}, "hold": {"1"}, "chunk": {tc.chunk}}), nil))
+			// A deadline far past the wait below: only the client going
+			// away can end the run in time.
+			req.Header.Set("X-Cocaine-Deadline", "300000")
 			done := make(chan struct{})
 			first := make(chan string, 1)
 			go func() {
