@@ -59,7 +59,7 @@ func deliveryApps(t testing.TB) string {
 			if appErr = os.Link(bin, filepath.Join(dir, "app")); appErr != nil {
 				return
 			}
-			m := `{"type": "binary", "args": {"path": "app"}, "engine": ` + eng + `, "drivers": {"web": {"type": "native-server"}}}`
+			m := `{"type": "binary", "args": {"path": "app"}, "engine": ` + eng + `, "drivers": {"web": {"type": "native-server", "payload": "http"}}}`
 			if appErr = os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o644); appErr != nil {
 				return
 			}
@@ -140,6 +140,8 @@ func TestFrontDelivery(t *testing.T) {
 		m := marksDir(t)
 		req := must(http.NewRequest("GET", web("dapp", url.Values{"marks": {m}, "code": {"503"}}), nil))
 		req.Header.Set("X-Cocaine-Retries", "1")
+		// One node: the retry waits for it, which only a deadline asks for.
+		req.Header.Set("X-Cocaine-Deadline", "60000")
 		resp, body := do(t, req)
 		errorAnswer(t, resp, body, http.StatusServiceUnavailable, wire.CodeUnavailable)
 		if runs := runMarks(m, "start"); runs != 2 {
@@ -156,7 +158,7 @@ func TestFrontDelivery(t *testing.T) {
 		}
 		defer c.Close()
 		m := marksDir(t)
-		var held []*gateway.Stream
+		var held []*gateway.Response
 		release := func() {
 			for _, s := range held {
 				s.Close() // cancels the held job

@@ -123,7 +123,7 @@ func TestDeadNodesNotPicked(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.sweep(later, 3)
-	cands := tb.candidates("app", "ev")
+	cands := tb.route("app", "ev").nodes
 	if len(cands) != 1 || cands[0].endpoint != "tcp://127.0.0.1:1" {
 		t.Fatalf("candidates %v; want only the live node", endpoints(cands))
 	}
@@ -139,7 +139,7 @@ func TestDeadNodesNotPicked(t *testing.T) {
 	if err := tb.update(info("tcp://127.0.0.1:3"), later); err != nil {
 		t.Fatal(err)
 	}
-	if got := endpoints(tb.candidates("app", "ev")); len(got) != 2 || got[1] != "tcp://127.0.0.1:3" {
+	if got := endpoints(tb.route("app", "ev").nodes); len(got) != 2 || got[1] != "tcp://127.0.0.1:3" {
 		t.Fatalf("after :3 announced again: candidates %v", got)
 	}
 }

@@ -67,7 +67,7 @@ func deliveryApps(t testing.TB) string {
 				return
 			}
 			m := `{"type": "binary", "args": {"path": "app"}, "engine": ` + eng + `,
-				"drivers": {"run": {"type": "native-server"}, "echo": {"type": "native-server"}, "web": {"type": "native-server"}}}`
+				"drivers": {"run": {"type": "native-server"}, "echo": {"type": "native-server"}, "web": {"type": "native-server", "payload": "http"}}}`
 			if deliveryErr = os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o644); deliveryErr != nil {
 				return
 			}
