@@ -104,10 +104,31 @@ func errorAnswer(t *testing.T, resp *http.Response, body []byte, status int, cod
 	}
 }
 
+// TestFrontDelivery runs the checks through both fronts: the one inside
+// `cocaine dev`, which reaches its own engine by a local route, and a
+// `cocaine gateway` process, which reaches the same engine over ZeroMQ.
 func TestFrontDelivery(t *testing.T) {
 	dir := deliveryApps(t)
 	n := testcluster.StartNode(t, testcluster.Options{Front: true, Apps: []string{filepath.Join(dir, "dapp"), filepath.Join(dir, "tight")}})
-	base := "http://" + n.HTTP
+	gw := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
+	cfg := filepath.Join(t.TempDir(), "gateway.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[dealer]
+discovery = ["static:%s"]
+[front]
+http = %q
+fastcgi = ""
+[api]
+storage = "off"
+`, n.Announce, gw)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Start(t, "gateway", "-c", cfg)
+	for _, front := range []struct{ name, addr string }{{"dev front, local route", n.HTTP}, {"gateway, ZeroMQ", gw}} {
+		t.Run(front.name, func(t *testing.T) { checkFrontDelivery(t, n, "http://"+front.addr) })
+	}
+}
+
+func checkFrontDelivery(t *testing.T, n *testcluster.Node, base string) {
 	testcluster.Eventually(t, 120*time.Second, "both apps to answer through the front", func() bool {
 		for _, app := range []string{"dapp", "tight"} {
 			resp, err := http.Get(base + "/" + app + "/web/")
