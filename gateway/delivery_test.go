@@ -347,7 +347,7 @@ func TestDeliveryRules(t *testing.T) {
 		victim.Kill9()
 		ev, err = r.Next(ctx)
 		if err != nil || ev.Kind != gateway.EventError || ev.Err.Code != wire.CodeServer {
-			t.Fatalf("after the node died: %+v %v (%s); want error 500 and nothing else", ev, err, ev.Data)
+			t.Fatalf("after the node died: event kind %d, data %q, error %v (%v); want error 500 and nothing else", ev.Kind, ev.Data, ev.Err, err)
 		}
 		if runs := m.runs("start"); len(runs) != 1 {
 			t.Fatalf("runs %v; the request must not run again after a chunk reached the caller", runs)
