@@ -85,7 +85,9 @@ func startDroppingPeer(t *testing.T, app, event string) *droppingPeer {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	serves := true
 	publish := func() {
-		info := wire.NodeInfo{Endpoint: p.listen, Announce: p.announce, IntervalMS: 100, Apps: map[string]wire.AppInfo{}}
+		// A long interval, though it publishes far more often: a dealer
+		// starved on a loaded machine never takes it for dead.
+		info := wire.NodeInfo{Endpoint: p.listen, Announce: p.announce, IntervalMS: 1000, Apps: map[string]wire.AppInfo{}}
 		if serves {
 			info.Apps[app] = wire.AppInfo{State: "running", Drivers: map[string]map[string]any{event: {"type": "native-server"}}}
 		}
