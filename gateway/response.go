@@ -418,9 +418,11 @@ func (r *Response) eventLocked(t *try, ev Event) (retry bool) {
 		err := ev.Err
 		r.endTry(t)
 		switch {
-		case !t.acked && (err.Code.Retryable() || err.Code == wire.CodeNotFound && t.n != nil && t.n.serves(r.app, r.event)):
-			// Refused before accepting (queue full, stopping, or the app
-			// just left that node): anywhere else will do, at no cost.
+		case !t.acked && (err.Code.Retryable() || err.Code == wire.CodeNotFound && t.n != nil):
+			// Refused before accepting (queue full, stopping), or the app
+			// left that node: it advertised the app when it was picked,
+			// even if its announce without it came since. Anywhere else
+			// will do, at no cost.
 			r.tried = append(r.tried, t.n)
 			r.last = err
 			return r.d != nil
@@ -568,7 +570,7 @@ func (r *Response) launch(n *node, conn *Conn) {
 			if errors.As(err, &e) {
 				we = e
 			}
-			if we.Code.Retryable() || we.Code == wire.CodeNotFound && n.serves(r.app, r.event) {
+			if we.Code.Retryable() || we.Code == wire.CodeNotFound { // as in eventLocked
 				r.tried = append(r.tried, n)
 				r.last = we
 				return // next() goes on with another node

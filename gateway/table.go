@@ -52,22 +52,6 @@ func (n *node) observe(d time.Duration) {
 
 func (n *node) ewma() float64 { return math.Float64frombits(n.ewmaBits.Load()) }
 
-// serves reports whether the node runs app with a native-server route
-// named event.
-func (n *node) serves(app, event string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.isDead {
-		return false
-	}
-	a, ok := n.info.Apps[app]
-	if !ok || a.State != "running" {
-		return false
-	}
-	d, ok := a.Drivers[event]
-	return ok && d["type"] == "native-server"
-}
-
 func (n *node) queueDepth(app string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
