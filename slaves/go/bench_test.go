@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func socketpair(tb testing.TB) (net.Conn, net.Conn) {
 // encode, socket) runs as it does in a slave process, and -benchmem counts
 // its allocations.
 type benchEngine struct {
+	slave   *syscallConn // the worker's end, counting its syscalls
 	conn    *protocol.Conn
 	session uint64
 	frames  []*protocol.Frame
@@ -47,11 +49,12 @@ type benchEngine struct {
 
 func startBenchEngine(b *testing.B, h Handler) *benchEngine {
 	b.Helper()
-	a, c := socketpair(b)
+	nc, c := socketpair(b)
+	a := &syscallConn{Conn: nc}
 	w := &worker{h: h, id: "bench", period: time.Hour}
 	done := make(chan error, 1)
 	go func() { done <- w.serve(a) }()
-	e := &benchEngine{conn: protocol.NewConn(c)}
+	e := &benchEngine{slave: a, conn: protocol.NewConn(c)}
 	var hs protocol.Frame
 	if err := e.conn.Read(&hs); err != nil || hs.Type != protocol.Handshake {
 		b.Fatalf("handshake: %v %v", hs.Type, err)
@@ -69,6 +72,36 @@ func startBenchEngine(b *testing.B, h Handler) *benchEngine {
 		c.Close()
 	})
 	return e
+}
+
+// syscallConn counts the reads and writes the worker makes on its socket.
+type syscallConn struct {
+	net.Conn
+	reads, writes atomic.Int64
+}
+
+func (c *syscallConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+func (c *syscallConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// start resets the timer and the syscall counts; report gives the counts
+// per request.
+func (e *benchEngine) start(b *testing.B) {
+	b.ReportAllocs()
+	e.slave.reads.Store(0)
+	e.slave.writes.Store(0)
+	b.ResetTimer()
+}
+
+func (e *benchEngine) report(b *testing.B) {
+	b.ReportMetric(float64(e.slave.reads.Load())/float64(b.N), "reads/op")
+	b.ReportMetric(float64(e.slave.writes.Load())/float64(b.N), "writes/op")
 }
 
 // round sends n whole requests (invoke, one chunk, choke each) in one
@@ -129,13 +162,13 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			e := startBenchEngine(b, echoHandler())
 			b.SetBytes(int64(len(c.body)))
-			b.ReportAllocs()
-			b.ResetTimer()
+			e.start(b)
 			for i := 0; i < b.N; i += c.inflight {
 				if got := e.round(b, "echo", c.body, min(c.inflight, b.N-i)); got != len(c.body)*min(c.inflight, b.N-i) {
 					b.Fatalf("echoed %d bytes", got)
 				}
 			}
+			e.report(b)
 		})
 	}
 }
@@ -161,14 +194,14 @@ func BenchmarkHTTPRoundTrip(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			e := startBenchEngine(b, h)
-			b.ReportAllocs()
-			b.ResetTimer()
+			e.start(b)
 			for i := 0; i < b.N; i += inflight {
 				n := min(inflight, b.N-i)
 				if got := e.round(b, "http", req, n); got < len(benchHello)*n {
 					b.Fatalf("answered %d bytes", got)
 				}
 			}
+			e.report(b)
 		})
 	}
 }

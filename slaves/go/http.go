@@ -245,11 +245,17 @@ func (w *httpWriter) writeHeader(code int) {
 	}
 }
 
+// Write fails, as net/http's does once its client is gone, after the
+// engine cancelled the session: a handler that streams without watching
+// r.Context() stops at its next write.
 func (w *httpWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
 		return 0, errHandlerDone
+	}
+	if err := w.resp.aborted(); err != nil {
+		return 0, err
 	}
 	if w.code == 0 {
 		w.writeHeader(http.StatusOK)
@@ -289,6 +295,9 @@ func (w *httpWriter) FlushError() error {
 	defer w.mu.Unlock()
 	if w.done {
 		return errHandlerDone
+	}
+	if err := w.resp.aborted(); err != nil {
+		return err
 	}
 	if w.code == 0 {
 		w.writeHeader(http.StatusOK)
@@ -425,8 +434,8 @@ func (w *httpWriter) finish() error {
 func (w *Response) sendChunks(end bool, chunks ...[]byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
+	if err := w.usable(); err != nil {
+		return err
 	}
 	fs := make([]*protocol.Frame, 0, len(chunks)+2)
 	if len(w.buf) > 0 {

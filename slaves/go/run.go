@@ -59,7 +59,20 @@ type worker struct {
 
 type session struct {
 	req    *Request
+	resp   *Response
 	cancel context.CancelFunc
+}
+
+// stop ends a session the engine gave up on, or that lost its engine: its
+// writes fail from now on (a handler that streams without watching ctx
+// stops at its next write, instead of running on until the engine kills the
+// slave with every other session on it), its body reads fail, and its
+// context ends, in that order, so a handler woken by ctx already sees
+// failing writes.
+func (s *session) stop(err error) {
+	s.resp.abort(err)
+	s.req.finish(err)
+	s.cancel()
 }
 
 func (w *worker) serve(c io.ReadWriter) error {
@@ -96,8 +109,7 @@ func (w *worker) serve(c io.ReadWriter) error {
 		case protocol.Error:
 			// The engine gave up on this session (deadline, timeout, client gone).
 			if s := w.get(f.Session); s != nil {
-				s.req.finish(fmt.Errorf("slave: session cancelled: %d %s", f.Code, f.Message))
-				s.cancel()
+				s.stop(fmt.Errorf("%w: %d %s", ErrCancelled, f.Code, f.Message))
 			}
 		case protocol.Terminate:
 			// Finish what runs, then leave; the engine kills us after
@@ -134,14 +146,13 @@ func (w *worker) cancelAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, s := range w.sessions {
-		s.req.finish(io.ErrUnexpectedEOF)
-		s.cancel()
+		s.stop(fmt.Errorf("%w: the engine went away: %w", ErrCancelled, io.ErrUnexpectedEOF))
 	}
 }
 
 func (w *worker) start(id uint64, event string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{req: newRequest(event), cancel: cancel}
+	s := &session{req: newRequest(event), resp: &Response{session: id, conn: w.conn}, cancel: cancel}
 	w.mu.Lock()
 	w.sessions[id] = s
 	w.mu.Unlock()
@@ -149,10 +160,14 @@ func (w *worker) start(id uint64, event string) {
 	go func() {
 		defer w.wg.Done()
 		defer cancel()
-		resp := &Response{session: id, conn: w.conn}
+		resp := s.resp
 		err := w.call(ctx, s.req, resp)
-		s.req.abandon()
-		if err != nil {
+		if cerr := resp.aborted(); cerr != nil {
+			// Whatever the handler made of it, nobody reads the answer; the
+			// engine only waits for the session to end.
+			slog.Info("session cancelled", "event", event, "session", id, "reason", cerr, "handler", err)
+			_ = resp.fail(520, "cancelled")
+		} else if err != nil {
 			code, msg := 502, err.Error()
 			var e *Error
 			if errors.As(err, &e) {

@@ -1,9 +1,12 @@
 package slave
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cocaine-cloud/cocaine/slaves/protocol"
 )
@@ -120,6 +123,13 @@ func (r *Request) ReadAll() ([]byte, error) { return io.ReadAll(r) }
 // ErrClosed is returned by writes after the response was closed.
 var ErrClosed = errors.New("slave: response closed")
 
+// ErrCancelled is returned by a session's writes and reads once the engine
+// cancelled it (its deadline passed, its timeout fired, its caller went
+// away) or the engine went away: nobody reads the answer any more. The
+// error returned wraps it with the engine's reason; errors.Is(err,
+// context.Canceled) holds too, as the session's ctx is done by then.
+var ErrCancelled = fmt.Errorf("slave: session cancelled: %w", context.Canceled)
+
 // Response is the answer stream. Like net/http's ResponseWriter it
 // buffers: a chunk goes out when the buffer fills, on Flush, or with the
 // end of the stream; a handler that streams calls Flush after each piece.
@@ -132,17 +142,44 @@ type Response struct {
 	mu     sync.Mutex
 	buf    []byte
 	closed bool
+
+	// The read loop sets it without w.mu, which a handler may hold while
+	// its write waits on a full socket: the loop must never wait on one.
+	cancelled atomic.Pointer[error]
+}
+
+// abort makes every later write fail with err (which wraps ErrCancelled).
+func (w *Response) abort(err error) { w.cancelled.CompareAndSwap(nil, &err) }
+
+// aborted returns the error writes fail with, or nil.
+func (w *Response) aborted() error {
+	if p := w.cancelled.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// usable says why w takes no more writes, if it does not.
+func (w *Response) usable() error {
+	if err := w.aborted(); err != nil {
+		return err
+	}
+	if w.closed {
+		return ErrClosed
+	}
+	return nil
 }
 
 // BufferSize is how much a Response holds before it sends a chunk.
 const BufferSize = 64 << 10
 
-// Write buffers p, sending full chunks as the buffer fills.
+// Write buffers p, sending full chunks as the buffer fills. After the
+// session was cancelled it fails with an error wrapping ErrCancelled.
 func (w *Response) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return 0, ErrClosed
+	if err := w.usable(); err != nil {
+		return 0, err
 	}
 	n := len(p)
 	for len(w.buf)+len(p) >= BufferSize {
@@ -160,12 +197,13 @@ func (w *Response) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Flush sends what is buffered as one chunk.
+// Flush sends what is buffered as one chunk. After the session was
+// cancelled it fails with an error wrapping ErrCancelled.
 func (w *Response) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
+	if err := w.usable(); err != nil {
+		return err
 	}
 	return w.flush()
 }
@@ -197,7 +235,9 @@ func (w *Response) end(last *protocol.Frame) error {
 		return nil
 	}
 	w.closed = true
-	if len(w.buf) == 0 {
+	if len(w.buf) == 0 || w.aborted() != nil {
+		// A cancelled session still ends, but what it buffered has no reader.
+		w.buf = nil
 		return w.conn.Write(last)
 	}
 	err := w.conn.Write(&protocol.Frame{Type: protocol.Chunk, Session: w.session, Data: w.buf}, last)
