@@ -13,7 +13,9 @@ import (
 type Conn struct {
 	rw  io.ReadWriter
 	r   *bufio.Reader
+	hdr [4]byte
 	buf []byte // read buffer, reused
+	names names
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -26,11 +28,11 @@ func NewConn(rw io.ReadWriter) *Conn {
 
 // Read reads the next frame. f.Data is valid until the next Read.
 func (c *Conn) Read(f *Frame) error {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+	hdr := c.hdr[:] // a field: a local would escape through io.ReadFull
+	if _, err := io.ReadFull(c.r, hdr); err != nil {
 		return err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if n > MaxFrame {
 		return fmt.Errorf("%w: %d bytes declared", ErrTooLarge, n)
 	}
@@ -44,7 +46,7 @@ func (c *Conn) Read(f *Frame) error {
 		}
 		return fmt.Errorf("protocol: truncated frame: %w", err)
 	}
-	return Decode(c.buf, f)
+	return decode(c.buf, f, &c.names)
 }
 
 // Write sends frames in one write to the stream, so that a peer that dies
