@@ -11,11 +11,12 @@ import (
 // Conn reads and writes frames on a stream. Reads are for one goroutine;
 // writes may come from many (they are serialized).
 type Conn struct {
-	rw  io.ReadWriter
-	r   *bufio.Reader
-	hdr [4]byte
-	buf []byte // read buffer, reused
+	rw    io.ReadWriter
+	r     *bufio.Reader
+	hdr   [4]byte
+	buf   []byte // read buffer, reused
 	names names
+	alloc func(n int) []byte // see SetChunkAlloc
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -26,7 +27,15 @@ func NewConn(rw io.ReadWriter) *Conn {
 	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10)}
 }
 
-// Read reads the next frame. f.Data is valid until the next Read.
+// SetChunkAlloc makes Read put the data of every chunk frame in a buffer
+// of its length from alloc, instead of in the Conn's own buffer: the caller
+// owns that f.Data, which stays valid after the next Read, and may recycle
+// it. A body then goes from the socket to its reader with no copy between,
+// and no allocation when alloc recycles. Call it before the first Read.
+func (c *Conn) SetChunkAlloc(alloc func(n int) []byte) { c.alloc = alloc }
+
+// Read reads the next frame. f.Data is valid until the next Read, unless
+// SetChunkAlloc says otherwise.
 func (c *Conn) Read(f *Frame) error {
 	hdr := c.hdr[:] // a field: a local would escape through io.ReadFull
 	if _, err := io.ReadFull(c.r, hdr); err != nil {
@@ -36,17 +45,87 @@ func (c *Conn) Read(f *Frame) error {
 	if n > MaxFrame {
 		return fmt.Errorf("%w: %d bytes declared", ErrTooLarge, n)
 	}
+	if c.alloc != nil {
+		if ok, err := c.readChunk(int(n), f); ok || err != nil {
+			return err
+		}
+	}
 	if cap(c.buf) < int(n) {
 		c.buf = make([]byte, n)
 	}
 	c.buf = c.buf[:n]
 	if _, err := io.ReadFull(c.r, c.buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("protocol: truncated frame: %w", err)
+		return truncated(err)
 	}
 	return decode(c.buf, f, &c.names)
+}
+
+func truncated(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("protocol: truncated frame: %w", err)
+}
+
+// chunkHead is the most a chunk's head takes before its data: a fixarray,
+// the type, a uint64 session, a bin32 header.
+const chunkHead = 1 + 1 + 9 + 5
+
+// readChunk reads a frame of n bytes into a buffer from c.alloc if its head,
+// peeked, is a well-formed chunk's that its data ends. Otherwise it reads
+// nothing and returns false, and Read takes the frame the usual way, which
+// also reports what is wrong with it.
+func (c *Conn) readChunk(n int, f *Frame) (bool, error) {
+	// The peeked bytes belong to this frame: a sender that stops short of
+	// them gets the error it would get anyway.
+	head, err := c.r.Peek(min(n, chunkHead))
+	if err != nil {
+		return false, truncated(err)
+	}
+	if len(head) < 2 || head[0] != 0x93 || head[1] != byte(Chunk) {
+		return false, nil
+	}
+	session, size, k, ok := parseChunkHead(head)
+	if !ok || k+size != n {
+		return false, nil
+	}
+	if _, err := c.r.Discard(k); err != nil {
+		return false, truncated(err)
+	}
+	*f = Frame{Type: Chunk, Session: session}
+	if size > 0 {
+		f.Data = c.alloc(size)[:size]
+		if _, err := io.ReadFull(c.r, f.Data); err != nil {
+			return true, truncated(err)
+		}
+	}
+	return true, nil
+}
+
+// parseChunkHead parses the start of a chunk frame up to its data: the
+// session, the data's size and the head's length.
+func parseChunkHead(head []byte) (session uint64, size, k int, ok bool) {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	r := &c.r
+	r.Reset(head)
+	defer r.Reset(nil)
+	c.dec.ResetReader(r)
+	if n, err := c.dec.DecodeArrayLen(); err != nil || n != arity[Chunk] {
+		return 0, 0, 0, false
+	}
+	if t, err := c.dec.DecodeUint8(); err != nil || Type(t) != Chunk {
+		return 0, 0, 0, false
+	}
+	session, err := c.dec.DecodeUint64()
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	size, err = c.dec.DecodeBytesLen() // bin, str or nil, as Decode takes them
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return session, max(size, 0), len(head) - r.Len(), true
 }
 
 // Write sends frames in one write to the stream, so that a peer that dies

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -145,7 +146,15 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		var fr Frame
-		if err := Decode(payload, &fr); err != nil {
+		err := Decode(payload, &fr)
+		// A Conn reading chunks into buffers of its caller's reads the
+		// same frames, and refuses the same.
+		var viaConn Frame
+		cerr := NewConnAlloc(append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)).Read(&viaConn)
+		if (err == nil) != (cerr == nil) || err == nil && !reflect.DeepEqual(normal(fr), normal(viaConn)) {
+			t.Fatalf("Decode: %+v, %v; Conn with SetChunkAlloc: %+v, %v", fr, err, viaConn, cerr)
+		}
+		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error not ErrMalformed: %v", err)
 			}
@@ -168,6 +177,85 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(fr, again) {
 			t.Fatalf("round trip: %+v != %+v", fr, again)
+		}
+	})
+}
+
+// NewConnAlloc reads stream with a Conn that puts chunks in buffers of its own.
+func NewConnAlloc(stream []byte) *Conn {
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(stream), io.Discard})
+	c.SetChunkAlloc(func(n int) []byte { return make([]byte, n, n+7) })
+	return c
+}
+
+func normal(f Frame) Frame {
+	if len(f.Data) == 0 {
+		f.Data = nil
+	}
+	return f
+}
+
+// With SetChunkAlloc, chunk data lands in the caller's buffers, which
+// later reads leave alone, and frames that are not well-formed chunks read
+// and fail as without it.
+func TestChunkAlloc(t *testing.T) {
+	frames := []Frame{
+		{Type: Invoke, Session: 7, Event: "echo"},
+		{Type: Chunk, Session: 7, Data: []byte("hello")},
+		{Type: Chunk, Session: 1 << 40, Data: bytes.Repeat([]byte{0xfe}, 70000)},
+		{Type: Chunk, Session: 7},
+		{Type: Choke, Session: 7},
+	}
+	var stream []byte
+	for i := range frames {
+		stream, _ = AppendFrame(stream, &frames[i])
+	}
+	// A chunk whose data is a str (older packers), and one with nil data.
+	stream = append(stream, 0, 0, 0, 6, 0x93, 0x05, 0x03, 0xa2, 'h', 'i')
+	stream = append(stream, 0, 0, 0, 4, 0x93, 0x05, 0x03, 0xc0)
+	frames = append(frames, Frame{Type: Chunk, Session: 3, Data: []byte("hi")}, Frame{Type: Chunk, Session: 3})
+	c := NewConnAlloc(stream)
+	var got []Frame
+	for range frames {
+		var f Frame
+		if err := c.Read(&f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == Chunk && len(f.Data) > 0 && cap(f.Data) != len(f.Data)+7 {
+			t.Errorf("chunk of session %d not in an allocated buffer", f.Session)
+		}
+		got = append(got, normal(f))
+	}
+	for i := range frames {
+		if !reflect.DeepEqual(got[i], normal(frames[i])) {
+			t.Errorf("frame %d: got %+v, want %+v", i, got[i], frames[i])
+		}
+	}
+	for name, payload := range map[string][]byte{
+		"chunk overrun":  {0x93, 0x05, 0x01, 0xc4, 0x10, 'a'},
+		"trailing":       {0x93, 0x05, 0x01, 0xc4, 0x01, 'a', 'b'},
+		"chunk int":      {0x93, 0x05, 0x01, 0x05},
+		"session string": {0x93, 0x05, 0xa1, 'x', 0xc0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var f Frame
+			err := NewConnAlloc(append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)).Read(&f)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Read = %v, want ErrMalformed", err)
+			}
+		})
+	}
+	t.Run("truncated", func(t *testing.T) {
+		var f Frame
+		good, _ := AppendFrame(nil, &Frame{Type: Chunk, Session: 1, Data: []byte("abcdef")})
+		if err := NewConnAlloc(good[:len(good)-2]).Read(&f); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("Read = %v, want ErrUnexpectedEOF", err)
+		}
+		if err := NewConnAlloc(good[:6]).Read(&f); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("Read of a cut head = %v, want ErrUnexpectedEOF", err)
 		}
 	})
 }
