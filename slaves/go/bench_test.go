@@ -48,7 +48,7 @@ type benchEngine struct {
 	frames  []*protocol.Frame // pointers into slab
 }
 
-func startBenchEngine(b *testing.B, h Handler) *benchEngine {
+func startBenchEngine(b testing.TB, h Handler) *benchEngine {
 	b.Helper()
 	nc, c := socketpair(b)
 	a := &syscallConn{Conn: nc}
@@ -108,7 +108,7 @@ func (e *benchEngine) report(b *testing.B) {
 // round sends n whole requests (invoke, one chunk, choke each) in one
 // write, as the engine's outbox batches them, and reads every answer to
 // its end. It returns the answer bytes received.
-func (e *benchEngine) round(b *testing.B, event string, body []byte, n int) int {
+func (e *benchEngine) round(b testing.TB, event string, body []byte, n int) int {
 	// The engine's side allocates nothing per request, so that allocs/op
 	// is the slave's alone (less the socket reads both sides share).
 	if len(e.slab) < 3*n {

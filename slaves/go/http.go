@@ -437,23 +437,9 @@ func (w *Response) sendChunks(end bool, chunks ...[]byte) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	fs := make([]*protocol.Frame, 0, len(chunks)+2)
-	if len(w.buf) > 0 {
-		fs = append(fs, &protocol.Frame{Type: protocol.Chunk, Session: w.session, Data: w.buf})
-	}
-	for _, c := range chunks {
-		if len(c) > 0 {
-			fs = append(fs, &protocol.Frame{Type: protocol.Chunk, Session: w.session, Data: c})
-		}
-	}
+	var last *protocol.Frame
 	if end {
-		w.closed = true
-		fs = append(fs, &protocol.Frame{Type: protocol.Choke, Session: w.session})
+		last = &protocol.Frame{Type: protocol.Choke, Session: w.session}
 	}
-	if len(fs) == 0 {
-		return nil
-	}
-	err := w.conn.Write(fs...)
-	w.buf = w.buf[:0]
-	return err
+	return w.send(last, chunks...)
 }

@@ -57,9 +57,11 @@ type worker struct {
 	wg       sync.WaitGroup
 }
 
+// session is one invocation: its request, response and cancel in one
+// allocation.
 type session struct {
-	req    *Request
-	resp   *Response
+	req    Request
+	resp   Response
 	cancel context.CancelFunc
 }
 
@@ -77,6 +79,7 @@ func (s *session) stop(err error) {
 
 func (w *worker) serve(c io.ReadWriter) error {
 	w.conn = protocol.NewConn(c)
+	w.conn.SetChunkAlloc(buffers.get)
 	w.sessions = map[uint64]*session{}
 	if err := w.conn.Write(&protocol.Frame{Type: protocol.Handshake, SlaveID: w.id, PID: os.Getpid(), Proto: protocol.Version}); err != nil {
 		return fmt.Errorf("slave: handshake: %w", err)
@@ -98,9 +101,11 @@ func (w *worker) serve(c io.ReadWriter) error {
 		case protocol.Invoke:
 			w.start(f.Session, f.Event)
 		case protocol.Chunk:
+			// f.Data is a pooled buffer (SetChunkAlloc), the request's now.
 			if s := w.get(f.Session); s != nil {
-				// f.Data aliases the read buffer; the handler reads later.
-				s.req.push(append([]byte(nil), f.Data...))
+				s.req.push(f.Data)
+			} else {
+				buffers.put(f.Data)
 			}
 		case protocol.Choke:
 			if s := w.get(f.Session); s != nil {
@@ -152,7 +157,8 @@ func (w *worker) cancelAll() {
 
 func (w *worker) start(id uint64, event string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{req: newRequest(event), resp: &Response{session: id, conn: w.conn}, cancel: cancel}
+	s := &session{resp: Response{session: id, conn: w.conn}, cancel: cancel}
+	s.req.init(event)
 	w.mu.Lock()
 	w.sessions[id] = s
 	w.mu.Unlock()
@@ -160,8 +166,9 @@ func (w *worker) start(id uint64, event string) {
 	go func() {
 		defer w.wg.Done()
 		defer cancel()
-		resp := s.resp
-		err := w.call(ctx, s.req, resp)
+		resp := &s.resp
+		err := w.call(ctx, &s.req, resp)
+		s.req.release()
 		if cerr := resp.aborted(); cerr != nil {
 			// Whatever the handler made of it, nobody reads the answer; the
 			// engine only waits for the session to end.

@@ -146,3 +146,37 @@ func (c *Conn) Write(fs ...*Frame) error {
 	}
 	return err
 }
+
+// WriteChunks sends each of data as chunk frames of session (cut at
+// ChunkSize; empty ones are left out), then end unless it is nil, in one
+// write to the stream, as Write does: a response's pieces need no Frame
+// each.
+func (c *Conn) WriteChunks(session uint64, end *Frame, data ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var err error
+	c.wbuf = c.wbuf[:0]
+	f := Frame{Type: Chunk, Session: session}
+	for _, p := range data {
+		for len(p) > 0 {
+			f.Data = p[:min(len(p), ChunkSize)]
+			p = p[len(f.Data):]
+			if c.wbuf, err = AppendFrame(c.wbuf, &f); err != nil {
+				return err
+			}
+		}
+	}
+	if end != nil {
+		if c.wbuf, err = AppendFrame(c.wbuf, end); err != nil {
+			return err
+		}
+	}
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err = c.rw.Write(c.wbuf)
+	if cap(c.wbuf) > 4*ChunkSize {
+		c.wbuf = nil // do not pin a huge buffer after one big write
+	}
+	return err
+}
