@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 )
 
@@ -18,13 +19,21 @@ type Conn struct {
 	names names
 	alloc func(n int) []byte // see SetChunkAlloc
 
-	wmu  sync.Mutex
-	wbuf []byte
+	wmu     sync.Mutex
+	wcond   sync.Cond // on wmu: a write finished
+	pend    []byte    // frames waiting for the socket
+	spare   []byte    // the buffer of the last write, for the next pend
+	writing bool      // a writer is in rw.Write, and sends pend after
+	queued  uint64    // stream offset of pend's start
+	written uint64    // stream offset written
+	werr    error     // the stream failed: every later write fails
 }
 
 // NewConn wraps a stream, usually a *net.UnixConn.
 func NewConn(rw io.ReadWriter) *Conn {
-	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10)}
+	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10)}
+	c.wcond.L = &c.wmu
+	return c
 }
 
 // SetChunkAlloc makes Read put the data of every chunk frame in a buffer
@@ -130,21 +139,25 @@ func parseChunkHead(head []byte) (session uint64, size, k int, ok bool) {
 
 // Write sends frames in one write to the stream, so that a peer that dies
 // right after sees all of them or none (a last chunk and its choke, say).
+// It returns once they are written.
+//
+// Writers that come while another's write is in progress do not queue for
+// the socket one by one: their frames gather behind it, and when it returns
+// its writer sends all of them in one more write (a group commit), so that
+// under load one syscall, and one wake-up of the peer, carries the frames
+// of many sessions.
 func (c *Conn) Write(fs ...*Frame) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	var err error
-	c.wbuf = c.wbuf[:0]
+	start := len(c.pend)
 	for _, f := range fs {
-		if c.wbuf, err = AppendFrame(c.wbuf, f); err != nil {
+		var err error
+		if c.pend, err = AppendFrame(c.pend, f); err != nil {
+			c.pend = c.pend[:start]
+			c.wmu.Unlock()
 			return err
 		}
 	}
-	_, err = c.rw.Write(c.wbuf)
-	if cap(c.wbuf) > 4*ChunkSize {
-		c.wbuf = nil // do not pin a huge buffer after one big frame
-	}
-	return err
+	return c.commit(start)
 }
 
 // WriteChunks sends each of data as chunk frames of session (cut at
@@ -153,30 +166,84 @@ func (c *Conn) Write(fs ...*Frame) error {
 // each.
 func (c *Conn) WriteChunks(session uint64, end *Frame, data ...[]byte) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	var err error
-	c.wbuf = c.wbuf[:0]
+	start := len(c.pend)
 	f := Frame{Type: Chunk, Session: session}
+	var err error
 	for _, p := range data {
-		for len(p) > 0 {
+		for len(p) > 0 && err == nil {
 			f.Data = p[:min(len(p), ChunkSize)]
 			p = p[len(f.Data):]
-			if c.wbuf, err = AppendFrame(c.wbuf, &f); err != nil {
-				return err
-			}
+			c.pend, err = AppendFrame(c.pend, &f)
 		}
 	}
-	if end != nil {
-		if c.wbuf, err = AppendFrame(c.wbuf, end); err != nil {
-			return err
-		}
+	if end != nil && err == nil {
+		c.pend, err = AppendFrame(c.pend, end)
 	}
-	if len(c.wbuf) == 0 {
+	if err != nil {
+		c.pend = c.pend[:start]
+		c.wmu.Unlock()
+		return err
+	}
+	return c.commit(start)
+}
+
+// commit writes what is pending, or waits for the write in progress to
+// be followed by one that carries it. The frames at c.pend[start:] are the
+// caller's. c.wmu is held on entry and released on return.
+func (c *Conn) commit(start int) error {
+	if c.werr != nil {
+		err := c.werr
+		c.pend = c.pend[:start] // nothing more goes out: hold nothing
+		c.wmu.Unlock()
+		return err
+	}
+	if len(c.pend) == start {
+		c.wmu.Unlock()
 		return nil
 	}
-	_, err = c.rw.Write(c.wbuf)
-	if cap(c.wbuf) > 4*ChunkSize {
-		c.wbuf = nil // do not pin a huge buffer after one big write
+	mine := c.queued + uint64(len(c.pend)) // the stream offset after my frames
+	if c.writing {
+		for c.written < mine && c.werr == nil {
+			c.wcond.Wait()
+		}
+		err := c.werr
+		if c.written >= mine {
+			err = nil // written before the failure
+		}
+		c.wmu.Unlock()
+		return err
 	}
+	c.writing = true
+	// Let the goroutines that are ready run first: handlers woken by the
+	// same read finish their answers into pend, and one write carries all.
+	c.wmu.Unlock()
+	runtime.Gosched()
+	c.wmu.Lock()
+	var err error
+	for len(c.pend) > 0 && c.werr == nil {
+		buf := c.pend
+		c.pend = c.spare[:0]
+		c.queued += uint64(len(buf))
+		c.wmu.Unlock()
+		_, err = c.rw.Write(buf)
+		c.wmu.Lock()
+		if err != nil {
+			c.werr = err
+		} else {
+			c.written += uint64(len(buf))
+		}
+		if cap(buf) > 4*ChunkSize {
+			buf = nil // do not pin a huge buffer after one big write
+		}
+		c.spare = buf[:0]
+		c.wcond.Broadcast()
+	}
+	c.writing = false
+	if c.written >= mine {
+		err = nil
+	} else if err == nil {
+		err = c.werr
+	}
+	c.wmu.Unlock()
 	return err
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -258,4 +260,95 @@ func TestChunkAlloc(t *testing.T) {
 			t.Fatalf("Read of a cut head = %v, want ErrUnexpectedEOF", err)
 		}
 	})
+}
+
+// gate is a writer that blocks each write until released, recording what
+// each write carried.
+type gate struct {
+	mu      sync.Mutex
+	writes  [][]byte
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	g.mu.Lock()
+	g.writes = append(g.writes, bytes.Clone(p))
+	g.mu.Unlock()
+	return len(p), nil
+}
+
+// Writes that come while one is in progress go out together in the next
+// write, each writer's frames whole, and every writer returns only once
+// its frames are written.
+func TestGroupCommit(t *testing.T) {
+	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{nil, g})
+	first := make(chan error, 1)
+	go func() { first <- c.Write(&Frame{Type: Heartbeat}) }()
+	<-g.entered // the first write is in progress
+	const writers = 5
+	done := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			done <- c.WriteChunks(uint64(i+1), &Frame{Type: Choke, Session: uint64(i + 1)}, []byte("abc"))
+		}()
+	}
+	// Every follower has queued its frames once the pending stream holds
+	// all of them; none may have returned yet.
+	one, _ := AppendFrame(nil, &Frame{Type: Chunk, Session: 1, Data: []byte("abc")})
+	one, _ = AppendFrame(one, &Frame{Type: Choke, Session: 1})
+	each := len(one)
+	poll := time.Now().Add(10 * time.Second)
+	for {
+		c.wmu.Lock()
+		n := len(c.pend)
+		c.wmu.Unlock()
+		if n == writers*each {
+			break
+		}
+		if time.Now().After(poll) {
+			t.Fatalf("pending %d bytes", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a writer returned (%v) before its frames were written", err)
+	default:
+	}
+	g.release <- struct{}{} // the first write completes
+	<-g.entered             // and its writer sends what gathered, at once
+	g.release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range writers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(g.writes) != 2 {
+		t.Fatalf("%d writes, want 2", len(g.writes))
+	}
+	r := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(g.writes[1]), io.Discard})
+	seen := map[uint64]int{}
+	for range 2 * writers {
+		var f Frame
+		if err := r.Read(&f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == Chunk && seen[f.Session] != 0 || f.Type == Choke && seen[f.Session] != 1 {
+			t.Fatalf("session %d: %s out of order", f.Session, f.Type)
+		}
+		seen[f.Session]++
+	}
 }
