@@ -160,6 +160,70 @@ func (r *Request) WriteTo(dst io.Writer) (int64, error) {
 	}
 }
 
+// take removes the first unread chunk and returns it whole, with the
+// offset reading starts at, for a reader that then owns it.
+func (r *Request) take() ([]byte, int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.wait()
+	if err != nil {
+		return nil, 0, err
+	}
+	off := r.off
+	r.drop()
+	return c, off, nil
+}
+
+// chunkReader reads a Request a chunk at a time, without its lock for each
+// read: an io.ByteReader, which the HTTP payload's decoder reads the head
+// with byte by byte, and which spares it a bufio.Reader of its own and the
+// body a copy through it. One goroutine reads it.
+type chunkReader struct {
+	req *Request
+	cur []byte // a pooled chunk, unread from off on
+	off int
+}
+
+func (c *chunkReader) fill() error {
+	for c.off == len(c.cur) {
+		buffers.put(c.cur)
+		c.cur, c.off = nil, 0
+		cur, off, err := c.req.take()
+		if err != nil {
+			return err
+		}
+		c.cur, c.off = cur, off
+	}
+	return nil
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := c.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, c.cur[c.off:])
+	c.off += n
+	return n, nil
+}
+
+func (c *chunkReader) ReadByte() (byte, error) {
+	if err := c.fill(); err != nil {
+		return 0, err
+	}
+	b := c.cur[c.off]
+	c.off++
+	return b, nil
+}
+
+// release recycles the chunk held; reads after it see the rest of the body.
+func (c *chunkReader) release() {
+	buffers.put(c.cur)
+	c.cur, c.off = nil, 0
+}
+
 // ReadAll reads the whole body.
 func (r *Request) ReadAll() ([]byte, error) { return io.ReadAll(r) }
 
