@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/slaves/protocol"
@@ -55,6 +56,7 @@ type worker struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session
 	wg       sync.WaitGroup
+	running  atomic.Int32 // handlers running
 }
 
 // session is one invocation: its request, response and cancel in one
@@ -80,6 +82,9 @@ func (s *session) stop(err error) {
 func (w *worker) serve(c io.ReadWriter) error {
 	w.conn = protocol.NewConn(c)
 	w.conn.SetChunkAlloc(buffers.get)
+	// With other sessions running, a session's answer waits for theirs to
+	// share its socket write (and the engine's wake-up); alone, it goes at once.
+	w.conn.SetGather(func() bool { return w.running.Load() > 1 })
 	w.sessions = map[uint64]*session{}
 	if err := w.conn.Write(&protocol.Frame{Type: protocol.Handshake, SlaveID: w.id, PID: os.Getpid(), Proto: protocol.Version}); err != nil {
 		return fmt.Errorf("slave: handshake: %w", err)
@@ -163,8 +168,10 @@ func (w *worker) start(id uint64, event string) {
 	w.sessions[id] = s
 	w.mu.Unlock()
 	w.wg.Add(1)
+	w.running.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer w.running.Add(-1)
 		defer cancel()
 		resp := &s.resp
 		err := w.call(ctx, &s.req, resp)

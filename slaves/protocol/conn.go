@@ -27,6 +27,7 @@ type Conn struct {
 	queued  uint64    // stream offset of pend's start
 	written uint64    // stream offset written
 	werr    error     // the stream failed: every later write fails
+	gather  func() bool
 }
 
 // NewConn wraps a stream, usually a *net.UnixConn.
@@ -137,6 +138,13 @@ func parseChunkHead(head []byte) (session uint64, size, k int, ok bool) {
 	return session, max(size, 0), len(head) - r.Len(), true
 }
 
+// SetGather makes a writer that finds no write in progress yield once
+// before its own when gather returns true (say, when other sessions are
+// running), so that writers ready to run add their frames to the same
+// write. Without it, or when gather returns false, a lone writer writes at
+// once. Call it before the first Write.
+func (c *Conn) SetGather(gather func() bool) { c.gather = gather }
+
 // Write sends frames in one write to the stream, so that a peer that dies
 // right after sees all of them or none (a last chunk and its choke, say).
 // It returns once they are written.
@@ -214,11 +222,14 @@ func (c *Conn) commit(start int) error {
 		return err
 	}
 	c.writing = true
-	// Let the goroutines that are ready run first: handlers woken by the
-	// same read finish their answers into pend, and one write carries all.
-	c.wmu.Unlock()
-	runtime.Gosched()
-	c.wmu.Lock()
+	if c.gather != nil && c.gather() {
+		// Let the goroutines that are ready run first: handlers woken by
+		// the same read finish their answers into pend, and one write
+		// carries them all.
+		c.wmu.Unlock()
+		runtime.Gosched()
+		c.wmu.Lock()
+	}
 	var err error
 	for len(c.pend) > 0 && c.werr == nil {
 		buf := c.pend
