@@ -17,9 +17,11 @@ type Conn struct {
 	hdr   [4]byte
 	buf   []byte // read buffer, reused
 	names names
+	rc    *codec             // the reader's
 	alloc func(n int) []byte // see SetChunkAlloc
 
 	wmu     sync.Mutex
+	wc      *codec    // on wmu
 	wcond   sync.Cond // on wmu: a write finished
 	pend    []byte    // frames waiting for the socket
 	spare   []byte    // the buffer of the last write, for the next pend
@@ -32,7 +34,7 @@ type Conn struct {
 
 // NewConn wraps a stream, usually a *net.UnixConn.
 func NewConn(rw io.ReadWriter) *Conn {
-	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10)}
+	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), rc: newCodec(), wc: newCodec()}
 	c.wcond.L = &c.wmu
 	return c
 }
@@ -67,7 +69,7 @@ func (c *Conn) Read(f *Frame) error {
 	if _, err := io.ReadFull(c.r, c.buf); err != nil {
 		return truncated(err)
 	}
-	return decode(c.buf, f, &c.names)
+	return c.rc.decode(c.buf, f, &c.names)
 }
 
 func truncated(err error) error {
@@ -95,7 +97,7 @@ func (c *Conn) readChunk(n int, f *Frame) (bool, error) {
 	if len(head) < 2 || head[0] != 0x93 || head[1] != byte(Chunk) {
 		return false, nil
 	}
-	session, size, k, ok := parseChunkHead(head)
+	session, size, k, ok := c.rc.parseChunkHead(head)
 	if !ok || k+size != n {
 		return false, nil
 	}
@@ -114,9 +116,7 @@ func (c *Conn) readChunk(n int, f *Frame) (bool, error) {
 
 // parseChunkHead parses the start of a chunk frame up to its data: the
 // session, the data's size and the head's length.
-func parseChunkHead(head []byte) (session uint64, size, k int, ok bool) {
-	c := codecs.Get().(*codec)
-	defer codecs.Put(c)
+func (c *codec) parseChunkHead(head []byte) (session uint64, size, k int, ok bool) {
 	r := &c.r
 	r.Reset(head)
 	defer r.Reset(nil)
@@ -159,7 +159,7 @@ func (c *Conn) Write(fs ...*Frame) error {
 	start := len(c.pend)
 	for _, f := range fs {
 		var err error
-		if c.pend, err = AppendFrame(c.pend, f); err != nil {
+		if c.pend, err = c.wc.appendFrame(c.pend, f); err != nil {
 			c.pend = c.pend[:start]
 			c.wmu.Unlock()
 			return err
@@ -181,11 +181,11 @@ func (c *Conn) WriteChunks(session uint64, end *Frame, data ...[]byte) error {
 		for len(p) > 0 && err == nil {
 			f.Data = p[:min(len(p), ChunkSize)]
 			p = p[len(f.Data):]
-			c.pend, err = AppendFrame(c.pend, &f)
+			c.pend, err = c.wc.appendFrame(c.pend, &f)
 		}
 	}
 	if end != nil && err == nil {
-		c.pend, err = AppendFrame(c.pend, end)
+		c.pend, err = c.wc.appendFrame(c.pend, end)
 	}
 	if err != nil {
 		c.pend = c.pend[:start]

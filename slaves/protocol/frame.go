@@ -78,12 +78,8 @@ type codec struct {
 	dec *msgpack.Decoder
 }
 
-var codecs = sync.Pool{New: func() any {
-	c := &codec{}
-	c.enc = msgpack.NewEncoder(&c.w)
-	c.dec = msgpack.NewDecoder(&c.r)
-	return c
-}}
+// codecs serves the free functions; a Conn has codecs of its own.
+var codecs = sync.Pool{New: func() any { return newCodec() }}
 
 // sliceWriter appends to a slice. It has WriteByte, so that the encoder
 // writes to it directly instead of wrapping it in a buffer of its own.
@@ -101,11 +97,22 @@ func (w *sliceWriter) WriteByte(c byte) error {
 
 // AppendFrame appends f, length prefix included, to dst.
 func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	return c.appendFrame(dst, f)
+}
+
+func newCodec() *codec {
+	c := &codec{}
+	c.enc = msgpack.NewEncoder(&c.w)
+	c.dec = msgpack.NewDecoder(&c.r)
+	return c
+}
+
+func (c *codec) appendFrame(dst []byte, f *Frame) ([]byte, error) {
 	if f.Type == 0 || int(f.Type) >= len(arity) {
 		return dst, fmt.Errorf("%w: unknown type %d", ErrMalformed, f.Type)
 	}
-	c := codecs.Get().(*codec)
-	defer codecs.Put(c)
 	start := len(dst)
 	c.w.b = append(dst, 0, 0, 0, 0)
 	defer func() { c.w.b = nil }() // the pool must not pin the caller's buffer
@@ -153,14 +160,16 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 
 // Decode parses one frame payload (without its length prefix). Data of a
 // Chunk aliases payload.
-func Decode(payload []byte, f *Frame) error { return decode(payload, f, nil) }
+func Decode(payload []byte, f *Frame) error {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	return c.decode(payload, f, nil)
+}
 
 // decode is Decode, taking the event names of invokes from names when it
 // holds them.
-func decode(payload []byte, f *Frame, names *names) error {
+func (c *codec) decode(payload []byte, f *Frame, names *names) error {
 	*f = Frame{}
-	c := codecs.Get().(*codec)
-	defer codecs.Put(c)
 	r := &c.r
 	r.Reset(payload)
 	defer r.Reset(nil) // the pool must not pin the caller's buffer
