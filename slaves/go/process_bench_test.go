@@ -36,16 +36,27 @@ func TestMain(m *testing.M) {
 // request (from /proc, so the engine's side here is not counted): the
 // figure the budget for a Go slave is about.
 func BenchmarkSlaveProcess(b *testing.B) {
-	for _, inflight := range []int{1, 32} {
-		b.Run(fmt.Sprintf("echo-14B-inflight-%d", inflight), func(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		body     []byte
+		inflight int
+	}{
+		{"echo-14B-inflight-1", benchHello, 1},
+		{"echo-14B-inflight-32", benchHello, 32},
+		{"echo-64KiB-inflight-1", make([]byte, 64<<10), 1},
+		{"echo-1MiB-inflight-1", make([]byte, 1<<20), 1},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			body, inflight := c.body, c.inflight
 			e, pid := startSlaveProcess(b)
-			e.round(b, "echo", benchHello, inflight) // warm up
+			e.round(b, "echo", body, inflight) // warm up
+			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			t0, s0 := procCPU(b, pid), procSwitches(b, pid)
 			b.ResetTimer()
 			for i := 0; i < b.N; i += inflight {
 				n := min(inflight, b.N-i)
-				if got := e.round(b, "echo", benchHello, n); got != len(benchHello)*n {
+				if got := e.round(b, "echo", body, n); got != len(body)*n {
 					b.Fatalf("echoed %d bytes", got)
 				}
 			}

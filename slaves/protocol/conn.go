@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 )
@@ -20,21 +21,33 @@ type Conn struct {
 	rc    *codec             // the reader's
 	alloc func(n int) []byte // see SetChunkAlloc
 
-	wmu     sync.Mutex
-	wc      *codec    // on wmu
-	wcond   sync.Cond // on wmu: a write finished
-	pend    []byte    // frames waiting for the socket
-	spare   []byte    // the buffer of the last write, for the next pend
-	writing bool      // a writer is in rw.Write, and sends pend after
-	queued  uint64    // stream offset of pend's start
-	written uint64    // stream offset written
-	werr    error     // the stream failed: every later write fails
-	gather  func() bool
+	wmu       sync.Mutex
+	wc        *codec    // on wmu
+	wcond     sync.Cond // on wmu: a write finished
+	pend      []byte    // frames waiting for the socket
+	spare     []byte    // the buffer of the last write, for the next pend
+	vec       bool      // rw writes net.Buffers with writev
+	segs      [][]byte  // with vec: pend up to cut, and callers' chunk data, in turn
+	cut       int       // pend[cut:] is not in segs yet
+	refs      int       // bytes of callers' data in segs
+	spareSegs [][]byte
+	vbuf      net.Buffers
+	writing   bool   // a writer is in rw.Write, and sends pend after
+	queued    uint64 // stream offset of pend's start
+	written   uint64 // stream offset written
+	werr      error  // the stream failed: every later write fails
+	gather    func() bool
 }
 
 // NewConn wraps a stream, usually a *net.UnixConn.
 func NewConn(rw io.ReadWriter) *Conn {
 	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), rc: newCodec(), wc: newCodec()}
+	// Only the net package's own conns turn net.Buffers into one writev;
+	// through anything else they become one write each.
+	switch rw.(type) {
+	case *net.UnixConn, *net.TCPConn:
+		c.vec = true
+	}
 	c.wcond.L = &c.wmu
 	return c
 }
@@ -156,16 +169,15 @@ func (c *Conn) SetGather(gather func() bool) { c.gather = gather }
 // of many sessions.
 func (c *Conn) Write(fs ...*Frame) error {
 	c.wmu.Lock()
-	start := len(c.pend)
+	m := c.mark()
 	for _, f := range fs {
-		var err error
-		if c.pend, err = c.wc.appendFrame(c.pend, f); err != nil {
-			c.pend = c.pend[:start]
+		if err := c.append(f); err != nil {
+			c.rollback(m)
 			c.wmu.Unlock()
 			return err
 		}
 	}
-	return c.commit(start)
+	return c.commit(m)
 }
 
 // WriteChunks sends each of data as chunk frames of session (cut at
@@ -174,42 +186,79 @@ func (c *Conn) Write(fs ...*Frame) error {
 // each.
 func (c *Conn) WriteChunks(session uint64, end *Frame, data ...[]byte) error {
 	c.wmu.Lock()
-	start := len(c.pend)
+	m := c.mark()
 	f := Frame{Type: Chunk, Session: session}
 	var err error
 	for _, p := range data {
 		for len(p) > 0 && err == nil {
 			f.Data = p[:min(len(p), ChunkSize)]
 			p = p[len(f.Data):]
-			c.pend, err = c.wc.appendFrame(c.pend, &f)
+			err = c.append(&f)
 		}
 	}
 	if end != nil && err == nil {
-		c.pend, err = c.wc.appendFrame(c.pend, end)
+		err = c.append(end)
 	}
 	if err != nil {
-		c.pend = c.pend[:start]
+		c.rollback(m)
 		c.wmu.Unlock()
 		return err
 	}
-	return c.commit(start)
+	return c.commit(m)
 }
 
+// vecMin is the least chunk data that goes to the socket from its
+// caller's slice, by writev, instead of being copied behind its head.
+const vecMin = 16 << 10
+
+// append adds f to what is pending. c.wmu is held.
+func (c *Conn) append(f *Frame) error {
+	var err error
+	if f.Type != Chunk || !c.vec || len(f.Data) < vecMin {
+		c.pend, err = c.wc.appendFrame(c.pend, f)
+		return err
+	}
+	// The caller's slice stays valid until it is written: commit returns
+	// only then.
+	if c.pend, err = c.wc.appendChunkHead(c.pend, f.Session, len(f.Data)); err != nil {
+		return err
+	}
+	c.segs = append(c.segs, c.pend[c.cut:], f.Data)
+	c.cut = len(c.pend)
+	c.refs += len(f.Data)
+	return nil
+}
+
+// pendMark is what is pending at a point, to roll back to or to tell how
+// much a writer added.
+type pendMark struct{ pend, segs, cut, refs int }
+
+func (c *Conn) mark() pendMark { return pendMark{len(c.pend), len(c.segs), c.cut, c.refs} }
+
+func (c *Conn) rollback(m pendMark) {
+	c.pend = c.pend[:m.pend]
+	clear(c.segs[m.segs:])
+	c.segs, c.cut, c.refs = c.segs[:m.segs], m.cut, m.refs
+}
+
+// pending is the number of bytes waiting for the socket.
+func (c *Conn) pending() int { return len(c.pend) + c.refs }
+
 // commit writes what is pending, or waits for the write in progress to
-// be followed by one that carries it. The frames at c.pend[start:] are the
+// be followed by one that carries it. What was added since m is the
 // caller's. c.wmu is held on entry and released on return.
-func (c *Conn) commit(start int) error {
+func (c *Conn) commit(m pendMark) error {
 	if c.werr != nil {
 		err := c.werr
-		c.pend = c.pend[:start] // nothing more goes out: hold nothing
+		c.rollback(m) // nothing more goes out: hold nothing
 		c.wmu.Unlock()
 		return err
 	}
-	if len(c.pend) == start {
+	if c.pending() == m.pend+m.refs {
 		c.wmu.Unlock()
 		return nil
 	}
-	mine := c.queued + uint64(len(c.pend)) // the stream offset after my frames
+	mine := c.queued + uint64(c.pending()) // the stream offset after my frames
 	if c.writing {
 		for c.written < mine && c.werr == nil {
 			c.wcond.Wait()
@@ -231,22 +280,35 @@ func (c *Conn) commit(start int) error {
 		c.wmu.Lock()
 	}
 	var err error
-	for len(c.pend) > 0 && c.werr == nil {
-		buf := c.pend
-		c.pend = c.spare[:0]
-		c.queued += uint64(len(buf))
+	for c.pending() > 0 && c.werr == nil {
+		n := c.pending()
+		buf, segs := c.pend, c.segs
+		if len(segs) > 0 {
+			segs = append(segs, buf[c.cut:])
+		}
+		c.pend, c.segs, c.cut, c.refs = c.spare[:0], c.spareSegs[:0], 0, 0
+		c.queued += uint64(n)
 		c.wmu.Unlock()
-		_, err = c.rw.Write(buf)
+		if len(segs) > 0 {
+			// writev. WriteTo consumes c.vbuf, not segs; a field, as a
+			// local would escape. Only the writer in progress uses it.
+			c.vbuf = segs
+			_, err = c.vbuf.WriteTo(c.rw)
+			c.vbuf = nil
+		} else {
+			_, err = c.rw.Write(buf)
+		}
 		c.wmu.Lock()
 		if err != nil {
 			c.werr = err
 		} else {
-			c.written += uint64(len(buf))
+			c.written += uint64(n)
 		}
 		if cap(buf) > 4*ChunkSize {
 			buf = nil // do not pin a huge buffer after one big write
 		}
-		c.spare = buf[:0]
+		clear(segs) // nor the callers' data
+		c.spare, c.spareSegs = buf[:0], segs[:0]
 		c.wcond.Broadcast()
 	}
 	c.writing = false

@@ -158,6 +158,37 @@ func (c *codec) appendFrame(dst []byte, f *Frame) ([]byte, error) {
 	return out, nil
 }
 
+// appendChunkHead appends a chunk frame of session whose data, of size
+// bytes, is to follow: its length prefix and everything before the data.
+func (c *codec) appendChunkHead(dst []byte, session uint64, size int) ([]byte, error) {
+	start := len(dst)
+	c.w.b = append(dst, 0, 0, 0, 0)
+	defer func() { c.w.b = nil }()
+	enc := c.enc
+	enc.ResetWriter(&c.w)
+	enc.UseCompactInts(true)
+	err := enc.EncodeArrayLen(arity[Chunk])
+	if err == nil {
+		err = enc.EncodeUint(uint64(Chunk))
+	}
+	if err == nil {
+		err = enc.EncodeUint(session)
+	}
+	if err == nil {
+		err = enc.EncodeBytesLen(size)
+	}
+	out := c.w.b
+	if err != nil {
+		return out[:start], fmt.Errorf("protocol: encode chunk: %w", err)
+	}
+	n := len(out) - start - 4 + size
+	if n > MaxFrame {
+		return out[:start], fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+	}
+	out[start], out[start+1], out[start+2], out[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return out, nil
+}
+
 // Decode parses one frame payload (without its length prefix). Data of a
 // Chunk aliases payload.
 func Decode(payload []byte, f *Frame) error {
