@@ -46,9 +46,14 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 func startHTTPEngine(t *testing.T, h Handler) *httpEngine {
 	t.Helper()
+	return startEngineWith(t, &worker{h: h, id: "http-test", period: time.Hour})
+}
+
+// startEngineWith is startHTTPEngine for a worker set up by the test.
+func startEngineWith(t *testing.T, w *worker) *httpEngine {
+	t.Helper()
 	a, b := net.Pipe()
 	wc := &countingConn{Conn: a}
-	w := &worker{h: h, id: "http-test", period: time.Hour}
 	done := make(chan error, 1)
 	go func() { done <- w.serve(wc) }()
 	e := &httpEngine{t: t, conn: protocol.NewConn(b), frames: make(chan protocol.Frame, 4096), writes: &wc.writes}

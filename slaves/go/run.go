@@ -57,6 +57,7 @@ type worker struct {
 	sessions map[uint64]*session
 	wg       sync.WaitGroup
 	running  atomic.Int32 // handlers running
+	ahead    *readAhead
 }
 
 // session is one invocation: its request, response and cancel in one
@@ -86,6 +87,9 @@ func (w *worker) serve(c io.ReadWriter) error {
 	// share its socket write (and the engine's wake-up); alone, it goes at once.
 	w.conn.SetGather(func() bool { return w.running.Load() > 1 })
 	w.sessions = map[uint64]*session{}
+	if w.ahead == nil {
+		w.ahead = newReadAhead(ReadAhead)
+	}
 	if err := w.conn.Write(&protocol.Frame{Type: protocol.Handshake, SlaveID: w.id, PID: os.Getpid(), Proto: protocol.Version}); err != nil {
 		return fmt.Errorf("slave: handshake: %w", err)
 	}
@@ -95,6 +99,7 @@ func (w *worker) serve(c io.ReadWriter) error {
 
 	var f protocol.Frame
 	for {
+		w.ahead.gate()
 		if err := w.conn.Read(&f); err != nil {
 			w.cancelAll()
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -140,6 +145,9 @@ func (w *worker) heartbeat(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			if err := w.conn.Write(&protocol.Frame{Type: protocol.Heartbeat}); err != nil {
+				// The engine is likely gone: a read loop paused on
+				// read-ahead must read on to see it.
+				w.ahead.unblock()
 				return
 			}
 		}
@@ -163,7 +171,7 @@ func (w *worker) cancelAll() {
 func (w *worker) start(id uint64, event string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{resp: Response{session: id, conn: w.conn}, cancel: cancel}
-	s.req.init(event)
+	s.req.init(event, w.ahead)
 	w.mu.Lock()
 	w.sessions[id] = s
 	w.mu.Unlock()

@@ -24,10 +24,12 @@ type Request struct {
 	off    int
 	done   bool  // choke received
 	err    error // error received or session cancelled
+	ahead  *readAhead
 }
 
-func (r *Request) init(event string) {
+func (r *Request) init(event string, ahead *readAhead) {
 	r.Event = event
+	r.ahead = ahead
 	r.cond.L = &r.mu
 	r.chunks = r.inline[:0]
 }
@@ -48,6 +50,7 @@ func (r *Request) push(p []byte) {
 		r.chunks, r.head = r.chunks[:n], 0
 	}
 	r.chunks = append(r.chunks, p)
+	r.ahead.add(len(p))
 	r.mu.Unlock()
 	r.cond.Broadcast()
 }
@@ -67,6 +70,7 @@ func (r *Request) finish(err error) {
 func (r *Request) release() {
 	r.mu.Lock()
 	for _, c := range r.chunks[r.head:] {
+		r.ahead.sub(len(c))
 		buffers.put(c)
 	}
 	clear(r.chunks)
@@ -78,8 +82,14 @@ func (r *Request) release() {
 // wait waits, holding r.mu, for a chunk or the end of the body, and
 // returns the first unread chunk, or nil with the body's end.
 func (r *Request) wait() ([]byte, error) {
-	for r.head == len(r.chunks) && !r.done {
-		r.cond.Wait()
+	if r.head == len(r.chunks) && !r.done {
+		// Waiting for input lets a paused read loop read on: what this
+		// handler needs may be behind what others hold.
+		r.ahead.wait(true)
+		for r.head == len(r.chunks) && !r.done {
+			r.cond.Wait()
+		}
+		r.ahead.wait(false)
 	}
 	if r.head < len(r.chunks) {
 		return r.chunks[r.head], nil
@@ -92,6 +102,7 @@ func (r *Request) wait() ([]byte, error) {
 
 // drop removes the first unread chunk.
 func (r *Request) drop() {
+	r.ahead.sub(len(r.chunks[r.head]))
 	r.chunks[r.head] = nil
 	r.head++
 	r.off = 0
