@@ -9,6 +9,9 @@
 //	              (ending early when the session is cancelled), answers "ok"
 //	stream-upper  answers each request chunk uppercased as soon as it arrives
 //	fail          fails: raises an exception, returns an error
+//	flood         answers a chunk of 1 KiB every 10 ms, flushing each, until
+//	              a write fails; it never looks at cancellation, so it ends
+//	              only because writes fail once the session is cancelled
 //
 // and a test that calls Run (or RunWithOptions) with a function starting it.
 package conformance
@@ -61,6 +64,7 @@ func RunWithOptions(t *testing.T, opts Options, start StartFunc) {
 		{"interleaved", testInterleaved},
 		{"concurrent", testConcurrent},
 		{"cancel", testCancel},
+		{"cancel-streaming", testCancelStreaming(opts)},
 		{"terminate-idle", testTerminateIdle},
 		{"terminate-busy", testTerminateBusy},
 		{"engine-gone-idle", testEngineGone(false)},
@@ -283,6 +287,57 @@ func testCancel(t *testing.T, s *slave) {
 	}
 	t.Logf("cancelled session ended in %s after %v (body %q)", end.Type, time.Since(start).Round(time.Millisecond), body)
 	s.ok(t)
+}
+
+// testCancelStreaming: a handler that streams without watching for
+// cancellation stops at its next write once the engine cancels its session,
+// well within the termination-timeout after which the engine would kill the
+// slave, and with it every other session it runs (a concurrent runtime runs
+// a well-behaved one beside it here, which must end normally).
+func testCancelStreaming(opts Options) func(*testing.T, *slave) {
+	return func(t *testing.T, s *slave) {
+		id := s.invoke(t, "flood")
+		s.choke(t, id)
+		if f := s.next(t, id, 5*time.Second); f.Type != protocol.Chunk {
+			t.Fatalf("flood: got %s %d %q, want a chunk", f.Type, f.Code, f.Message)
+		}
+		var other uint64
+		if opts.Concurrent {
+			other = s.invoke(t, "sleep")
+			s.chunk(t, other, []byte("1000"))
+			s.choke(t, other)
+		}
+		start := time.Now()
+		s.send(t, &protocol.Frame{Type: protocol.Error, Session: id, Code: 520, Message: "client gone"})
+		// The engine's default termination-timeout is 5 s; the handler
+		// writes every 10 ms. A runtime whose writes still succeed never
+		// ends the session.
+		const prompt = 3 * time.Second
+		var late int
+		for {
+			f, ok := s.nextBy(t, id, start.Add(prompt))
+			if !ok {
+				t.Fatalf("the cancelled session still runs %v later (%d chunks since): a handler's writes must fail once its session is cancelled", prompt, late)
+			}
+			if f.Type != protocol.Chunk {
+				break
+			}
+			late++ // chunks already on their way when the cancel arrived
+		}
+		t.Logf("cancelled flood ended after %v and %d more chunks", time.Since(start).Round(time.Millisecond), late)
+		if opts.Concurrent {
+			body, end := s.answer(t, other, 10*time.Second)
+			if end.Type != protocol.Choke || string(body) != "ok" {
+				t.Fatalf("the other session: got %q ending in %s %d %q, want \"ok\" and choke", body, end.Type, end.Code, end.Message)
+			}
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("the slave exited after a cancel: %v", s.exitErr)
+		default:
+		}
+		s.ok(t) // the same process, on the same connection, still serves
+	}
 }
 
 func testTerminateIdle(t *testing.T, s *slave) {

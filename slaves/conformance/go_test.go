@@ -78,6 +78,19 @@ func serveApp() {
 			}
 		}
 	})
+	slave.HandleFunc("flood", func(ctx context.Context, req *slave.Request, w *slave.Response) error {
+		// Deliberately blind to ctx: only the failing write stops it.
+		p := bytes.Repeat([]byte("x"), 1024)
+		for {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	slave.HandleFunc("fail", func(ctx context.Context, req *slave.Request, w *slave.Response) error {
 		return errors.New("failing on purpose")
 	})

@@ -318,18 +318,27 @@ func (s *slave) choke(t *testing.T, id uint64) {
 // sessions for later and failing on frames that break the protocol.
 func (s *slave) next(t *testing.T, id uint64, d time.Duration) protocol.Frame {
 	t.Helper()
+	f, ok := s.nextBy(t, id, time.Now().Add(d))
+	if !ok {
+		t.Fatalf("session %d (%s): nothing from the slave within %v", id, s.events[id], d.Round(10*time.Millisecond))
+	}
+	return f
+}
+
+// nextBy is next with a deadline, returning false when it passes.
+func (s *slave) nextBy(t *testing.T, id uint64, deadline time.Time) (protocol.Frame, bool) {
+	t.Helper()
 	if q := s.pending[id]; len(q) > 0 {
 		s.pending[id] = q[1:]
-		return s.check(t, q[0])
+		return s.check(t, q[0]), true
 	}
-	deadline := time.Now().Add(d)
 	for {
 		f, ok := s.recvBy(t, deadline)
 		if !ok {
-			t.Fatalf("session %d (%s): nothing from the slave within %v", id, s.events[id], d.Round(10*time.Millisecond))
+			return protocol.Frame{}, false
 		}
 		if f.Session == id {
-			return s.check(t, f)
+			return s.check(t, f), true
 		}
 		s.validate(t, f)
 		s.pending[f.Session] = append(s.pending[f.Session], f)

@@ -15,4 +15,10 @@
 // heartbeats from its own goroutine (so a long handler never looks dead),
 // streams request and response bodies, and exits cleanly when the engine
 // asks it to.
+//
+// When the engine cancels a session (its deadline passed, its timeout
+// fired, its caller went away), the handler's ctx ends and its writes fail
+// with ErrCancelled, so even a handler that never looks at ctx stops at its
+// next write; HandleHTTP does the same to http.ResponseWriter and
+// r.Context().
 package slave

@@ -57,25 +57,39 @@ func ScriptName(r *http.Request) string {
 type httpHandler struct{ h http.Handler }
 
 func (a httpHandler) ServeEvent(ctx context.Context, req *Request, resp *Response) error {
-	meta, body, err := httpmsg.DecodeRequest(req)
+	x := new(exchange) // what lives as long as the request, in one allocation
+	x.in.req = req
+	defer x.in.release()
+	meta, body, err := httpmsg.DecodeRequest(&x.in)
 	if err != nil {
 		if errors.Is(err, httpmsg.ErrMalformed) {
 			return &Error{Code: 400, Message: err.Error()}
 		}
 		return err
 	}
-	r, err := newHTTPRequest(ctx, meta, body)
+	r, err := x.newRequest(ctx, meta, body)
 	if err != nil {
 		return &Error{Code: 400, Message: err.Error()}
 	}
-	w := &httpWriter{resp: resp, header: http.Header{}, isHead: r.Method == http.MethodHead, declared: -1}
+	w := &x.w
+	*w = httpWriter{resp: resp, header: http.Header{}, isHead: r.Method == http.MethodHead, declared: -1}
+	defer w.release()
 	if err := w.serve(a.h, r, req.Event); err != nil {
 		return err
 	}
 	return w.finish()
 }
 
-func newHTTPRequest(ctx context.Context, meta *httpmsg.Meta, body io.Reader) (*http.Request, error) {
+// exchange holds the parts of one HTTP request and its answer that share
+// its lifetime, so that they cost one allocation instead of one each.
+type exchange struct {
+	in   chunkReader
+	url  url.URL
+	body httpBody
+	w    httpWriter
+}
+
+func (x *exchange) newRequest(ctx context.Context, meta *httpmsg.Meta, body io.Reader) (*http.Request, error) {
 	// PEP 3333 does the same to PATH_INFO: the Python runtime's apps and
 	// this one see the same path.
 	info := meta.PathInfo
@@ -86,7 +100,8 @@ func newHTTPRequest(ctx context.Context, meta *httpmsg.Meta, body io.Reader) (*h
 	if err != nil {
 		return nil, fmt.Errorf("bad request path: %w", err)
 	}
-	u := &url.URL{Scheme: "http", Host: meta.Host, Path: path, RawQuery: meta.Query}
+	u := &x.url
+	*u = url.URL{Scheme: "http", Host: meta.Host, Path: path, RawQuery: meta.Query}
 	if meta.Secure {
 		u.Scheme = "https"
 	}
@@ -105,7 +120,8 @@ func newHTTPRequest(ctx context.Context, meta *httpmsg.Meta, body io.Reader) (*h
 			header[name] = append(header[name], vals...)
 		}
 	}
-	r := &http.Request{
+	// A value: WithContext below copies it to the heap anyway.
+	r := http.Request{
 		Method:        meta.Method,
 		URL:           u,
 		Proto:         meta.Protocol,
@@ -137,7 +153,8 @@ func newHTTPRequest(ctx context.Context, meta *httpmsg.Meta, body io.Reader) (*h
 	if r.ContentLength == 0 {
 		r.Body = http.NoBody
 	} else {
-		r.Body = &httpBody{r: body, n: r.ContentLength}
+		x.body = httpBody{r: body, n: r.ContentLength}
+		r.Body = &x.body
 	}
 	// Without its trailing "/", which path_info took (PEP 3333 does the
 	// same): ScriptName(r) + r.URL.EscapedPath() is the request's path.
@@ -245,11 +262,17 @@ func (w *httpWriter) writeHeader(code int) {
 	}
 }
 
+// Write fails, as net/http's does once its client is gone, after the
+// engine cancelled the session: a handler that streams without watching
+// r.Context() stops at its next write.
 func (w *httpWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
 		return 0, errHandlerDone
+	}
+	if err := w.resp.aborted(); err != nil {
+		return 0, err
 	}
 	if w.code == 0 {
 		w.writeHeader(http.StatusOK)
@@ -265,7 +288,7 @@ func (w *httpWriter) Write(p []byte) (int, error) {
 	w.written += int64(len(p))
 	if !w.committed {
 		if len(w.pending)+len(p) <= BufferSize {
-			w.pending = append(w.pending, p...)
+			w.hold(p)
 			return len(p), nil
 		}
 		if err := w.commit(p, false); err != nil {
@@ -276,6 +299,26 @@ func (w *httpWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return w.resp.Write(p)
+}
+
+// hold appends p to the body held back, in a pooled buffer that grows in
+// the pool.
+func (w *httpWriter) hold(p []byte) {
+	if len(w.pending)+len(p) > cap(w.pending) {
+		nb := buffers.get(max(minBuffer, 2*cap(w.pending), len(w.pending)+len(p)))[:len(w.pending)]
+		copy(nb, w.pending)
+		buffers.put(w.pending)
+		w.pending = nb
+	}
+	w.pending = append(w.pending, p...)
+}
+
+// release gives the held-back buffer to the pool once nothing refers to it.
+func (w *httpWriter) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	buffers.put(w.pending)
+	w.pending = nil
 }
 
 func (w *httpWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
@@ -289,6 +332,9 @@ func (w *httpWriter) FlushError() error {
 	defer w.mu.Unlock()
 	if w.done {
 		return errHandlerDone
+	}
+	if err := w.resp.aborted(); err != nil {
+		return err
 	}
 	if w.code == 0 {
 		w.writeHeader(http.StatusOK)
@@ -321,7 +367,8 @@ func (w *httpWriter) commit(next []byte, end bool) error {
 	if _, haveCL := hdr["Content-Length"]; end && !haveCL && !haveTE && bodyAllowed(w.code) && (!w.isHead || len(w.pending) > 0) {
 		hdr.Set("Content-Length", strconv.Itoa(len(w.pending)))
 	}
-	head, err := httpmsg.EncodeHead(nil, &httpmsg.Head{Code: w.code, Headers: headerPairs(hdr)})
+	var scratch [16][2]string // the usual head fits: no allocation
+	head, err := httpmsg.EncodeHead(buffers.get(minBuffer)[:0], &httpmsg.Head{Code: w.code, Headers: headerPairs(scratch[:0], hdr)})
 	if err != nil {
 		return err
 	}
@@ -329,21 +376,26 @@ func (w *httpWriter) commit(next []byte, end bool) error {
 	if w.isHead {
 		body = nil
 	}
-	w.committed, w.pending = true, nil
-	return w.resp.sendChunks(end, head, body)
+	w.committed = true
+	err = w.resp.sendChunks(end, head, body)
+	// Both went out (sendChunks returns once they are written) or never will.
+	buffers.put(head)
+	buffers.put(w.pending)
+	w.pending = nil
+	return err
 }
 
-// headerPairs lists hdr in the order net/http writes it, by name. Trailers
-// are left out: the payload cannot carry them.
-func headerPairs(hdr http.Header) [][2]string {
-	names := make([]string, 0, len(hdr))
+// headerPairs appends hdr to pairs in the order net/http writes it, by
+// name. Trailers are left out: the payload cannot carry them.
+func headerPairs(pairs [][2]string, hdr http.Header) [][2]string {
+	var scratch [16]string // the usual header fits: no allocation
+	names := scratch[:0]
 	for name := range hdr {
 		if name != "Trailer" && !strings.HasPrefix(name, http.TrailerPrefix) {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
-	var pairs [][2]string
 	for _, name := range names {
 		for _, v := range hdr[name] {
 			pairs = append(pairs, [2]string{name, v})
@@ -392,7 +444,9 @@ func (w *httpWriter) internalError(p any) error {
 	if err != nil {
 		return err
 	}
-	w.committed, w.pending = true, nil
+	w.committed = true
+	buffers.put(w.pending)
+	w.pending = nil
 	return w.resp.sendChunks(true, head, []byte(msg))
 }
 
@@ -425,26 +479,12 @@ func (w *httpWriter) finish() error {
 func (w *Response) sendChunks(end bool, chunks ...[]byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
+	if err := w.usable(); err != nil {
+		return err
 	}
-	fs := make([]*protocol.Frame, 0, len(chunks)+2)
-	if len(w.buf) > 0 {
-		fs = append(fs, &protocol.Frame{Type: protocol.Chunk, Session: w.session, Data: w.buf})
-	}
-	for _, c := range chunks {
-		if len(c) > 0 {
-			fs = append(fs, &protocol.Frame{Type: protocol.Chunk, Session: w.session, Data: c})
-		}
-	}
+	var last *protocol.Frame
 	if end {
-		w.closed = true
-		fs = append(fs, &protocol.Frame{Type: protocol.Choke, Session: w.session})
+		last = &protocol.Frame{Type: protocol.Choke, Session: w.session}
 	}
-	if len(fs) == 0 {
-		return nil
-	}
-	err := w.conn.Write(fs...)
-	w.buf = w.buf[:0]
-	return err
+	return w.send(last, chunks...)
 }

@@ -2,6 +2,7 @@ package slave
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -45,9 +46,14 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 func startHTTPEngine(t *testing.T, h Handler) *httpEngine {
 	t.Helper()
+	return startEngineWith(t, &worker{h: h, id: "http-test", period: time.Hour})
+}
+
+// startEngineWith is startHTTPEngine for a worker set up by the test.
+func startEngineWith(t *testing.T, w *worker) *httpEngine {
+	t.Helper()
 	a, b := net.Pipe()
 	wc := &countingConn{Conn: a}
-	w := &worker{h: h, id: "http-test", period: time.Hour}
 	done := make(chan error, 1)
 	go func() { done <- w.serve(wc) }()
 	e := &httpEngine{t: t, conn: protocol.NewConn(b), frames: make(chan protocol.Frame, 4096), writes: &wc.writes}
@@ -590,5 +596,51 @@ func TestHTTPCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("handler not cancelled")
+	}
+}
+
+// A handler that streams without watching r.Context() stops at its next
+// write once the engine cancels the session: Write and Flush fail, as
+// net/http's do once the client is gone, and the context is done.
+func TestHTTPCancelFailsWrites(t *testing.T) {
+	type result struct {
+		write, flush, ctx error
+	}
+	done := make(chan result, 1)
+	mux := NewMux()
+	mux.HandleHTTP("flood", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		for {
+			if _, err := w.Write([]byte("tick\n")); err != nil {
+				done <- result{write: err, flush: rc.Flush(), ctx: r.Context().Err()}
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				_, werr := w.Write([]byte("more"))
+				done <- result{write: werr, flush: err, ctx: r.Context().Err()}
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}))
+	e := startHTTPEngine(t, mux)
+	s := e.open("flood", newMeta("GET", "/", "", nil), nil)
+	e.choke(s)
+	if h := e.head(s); h.Code != 200 {
+		t.Fatalf("head %+v", h)
+	}
+	e.send(&protocol.Frame{Type: protocol.Error, Session: s, Code: 520, Message: "client gone"})
+	r := recv(t, done)
+	for name, err := range map[string]error{"Write": r.write, "Flush": r.flush} {
+		if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+			t.Errorf("%s after cancel = %v, want ErrCancelled and context.Canceled", name, err)
+		}
+	}
+	if !errors.Is(r.ctx, context.Canceled) {
+		t.Errorf("r.Context().Err() = %v, want context.Canceled", r.ctx)
+	}
+	// The session still ends, so the engine can count it done.
+	if _, end := e.rest(s); end.Type != protocol.Error {
+		t.Errorf("cancelled session ended in %s, want error", end.Type)
 	}
 }

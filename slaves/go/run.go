@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/slaves/protocol"
@@ -55,16 +56,40 @@ type worker struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session
 	wg       sync.WaitGroup
+	running  atomic.Int32 // handlers running
+	ahead    *readAhead
 }
 
+// session is one invocation: its request, response and cancel in one
+// allocation.
 type session struct {
-	req    *Request
+	req    Request
+	resp   Response
 	cancel context.CancelFunc
+}
+
+// stop ends a session the engine gave up on, or that lost its engine: its
+// writes fail from now on (a handler that streams without watching ctx
+// stops at its next write, instead of running on until the engine kills the
+// slave with every other session on it), its body reads fail, and its
+// context ends, in that order, so a handler woken by ctx already sees
+// failing writes.
+func (s *session) stop(err error) {
+	s.resp.abort(err)
+	s.req.finish(err)
+	s.cancel()
 }
 
 func (w *worker) serve(c io.ReadWriter) error {
 	w.conn = protocol.NewConn(c)
+	w.conn.SetChunkAlloc(buffers.get)
+	// With other sessions running, a session's answer waits for theirs to
+	// share its socket write (and the engine's wake-up); alone, it goes at once.
+	w.conn.SetGather(func() bool { return w.running.Load() > 1 })
 	w.sessions = map[uint64]*session{}
+	if w.ahead == nil {
+		w.ahead = newReadAhead(ReadAhead)
+	}
 	if err := w.conn.Write(&protocol.Frame{Type: protocol.Handshake, SlaveID: w.id, PID: os.Getpid(), Proto: protocol.Version}); err != nil {
 		return fmt.Errorf("slave: handshake: %w", err)
 	}
@@ -74,6 +99,7 @@ func (w *worker) serve(c io.ReadWriter) error {
 
 	var f protocol.Frame
 	for {
+		w.ahead.gate()
 		if err := w.conn.Read(&f); err != nil {
 			w.cancelAll()
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -85,9 +111,11 @@ func (w *worker) serve(c io.ReadWriter) error {
 		case protocol.Invoke:
 			w.start(f.Session, f.Event)
 		case protocol.Chunk:
+			// f.Data is a pooled buffer (SetChunkAlloc), the request's now.
 			if s := w.get(f.Session); s != nil {
-				// f.Data aliases the read buffer; the handler reads later.
-				s.req.push(append([]byte(nil), f.Data...))
+				s.req.push(f.Data)
+			} else {
+				buffers.put(f.Data)
 			}
 		case protocol.Choke:
 			if s := w.get(f.Session); s != nil {
@@ -96,8 +124,7 @@ func (w *worker) serve(c io.ReadWriter) error {
 		case protocol.Error:
 			// The engine gave up on this session (deadline, timeout, client gone).
 			if s := w.get(f.Session); s != nil {
-				s.req.finish(fmt.Errorf("slave: session cancelled: %d %s", f.Code, f.Message))
-				s.cancel()
+				s.stop(fmt.Errorf("%w: %d %s", ErrCancelled, f.Code, f.Message))
 			}
 		case protocol.Terminate:
 			// Finish what runs, then leave; the engine kills us after
@@ -118,6 +145,9 @@ func (w *worker) heartbeat(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			if err := w.conn.Write(&protocol.Frame{Type: protocol.Heartbeat}); err != nil {
+				// The engine is likely gone: a read loop paused on
+				// read-ahead must read on to see it.
+				w.ahead.unblock()
 				return
 			}
 		}
@@ -134,25 +164,32 @@ func (w *worker) cancelAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, s := range w.sessions {
-		s.req.finish(io.ErrUnexpectedEOF)
-		s.cancel()
+		s.stop(fmt.Errorf("%w: the engine went away: %w", ErrCancelled, io.ErrUnexpectedEOF))
 	}
 }
 
 func (w *worker) start(id uint64, event string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{req: newRequest(event), cancel: cancel}
+	s := &session{resp: Response{session: id, conn: w.conn}, cancel: cancel}
+	s.req.init(event, w.ahead)
 	w.mu.Lock()
 	w.sessions[id] = s
 	w.mu.Unlock()
 	w.wg.Add(1)
+	w.running.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer w.running.Add(-1)
 		defer cancel()
-		resp := &Response{session: id, conn: w.conn}
-		err := w.call(ctx, s.req, resp)
-		s.req.abandon()
-		if err != nil {
+		resp := &s.resp
+		err := w.call(ctx, &s.req, resp)
+		s.req.release()
+		if cerr := resp.aborted(); cerr != nil {
+			// Whatever the handler made of it, nobody reads the answer; the
+			// engine only waits for the session to end.
+			slog.Info("session cancelled", "event", event, "session", id, "reason", cerr, "handler", err)
+			_ = resp.fail(520, "cancelled")
+		} else if err != nil {
 			code, msg := 502, err.Error()
 			var e *Error
 			if errors.As(err, &e) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -67,17 +68,56 @@ var ErrMalformed = errors.New("protocol: malformed frame")
 // ErrTooLarge marks a frame whose declared length exceeds MaxFrame.
 var ErrTooLarge = errors.New("protocol: frame too large")
 
+// codec is the reusable state of one encode or decode: the generic
+// encoder and decoder, bound to a slice writer and a bytes.Reader that
+// they keep, so that neither allocates per frame.
+type codec struct {
+	w   sliceWriter
+	enc *msgpack.Encoder
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// codecs serves the free functions; a Conn has codecs of its own.
+var codecs = sync.Pool{New: func() any { return newCodec() }}
+
+// sliceWriter appends to a slice. It has WriteByte, so that the encoder
+// writes to it directly instead of wrapping it in a buffer of its own.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *sliceWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
 // AppendFrame appends f, length prefix included, to dst.
 func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	return c.appendFrame(dst, f)
+}
+
+func newCodec() *codec {
+	c := &codec{}
+	c.enc = msgpack.NewEncoder(&c.w)
+	c.dec = msgpack.NewDecoder(&c.r)
+	return c
+}
+
+func (c *codec) appendFrame(dst []byte, f *Frame) ([]byte, error) {
 	if f.Type == 0 || int(f.Type) >= len(arity) {
 		return dst, fmt.Errorf("%w: unknown type %d", ErrMalformed, f.Type)
 	}
 	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	buf := bytes.NewBuffer(dst)
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(buf)
+	c.w.b = append(dst, 0, 0, 0, 0)
+	defer func() { c.w.b = nil }() // the pool must not pin the caller's buffer
+	enc := c.enc
+	enc.ResetWriter(&c.w)
 	enc.UseCompactInts(true)
 	err := enc.EncodeArrayLen(arity[f.Type])
 	if err == nil {
@@ -106,11 +146,42 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 			}
 		}
 	}
+	out := c.w.b
 	if err != nil {
-		return dst[:start], fmt.Errorf("protocol: encode %s: %w", f.Type, err)
+		return out[:start], fmt.Errorf("protocol: encode %s: %w", f.Type, err)
 	}
-	out := buf.Bytes()
 	n := len(out) - start - 4
+	if n > MaxFrame {
+		return out[:start], fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+	}
+	out[start], out[start+1], out[start+2], out[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return out, nil
+}
+
+// appendChunkHead appends a chunk frame of session whose data, of size
+// bytes, is to follow: its length prefix and everything before the data.
+func (c *codec) appendChunkHead(dst []byte, session uint64, size int) ([]byte, error) {
+	start := len(dst)
+	c.w.b = append(dst, 0, 0, 0, 0)
+	defer func() { c.w.b = nil }()
+	enc := c.enc
+	enc.ResetWriter(&c.w)
+	enc.UseCompactInts(true)
+	err := enc.EncodeArrayLen(arity[Chunk])
+	if err == nil {
+		err = enc.EncodeUint(uint64(Chunk))
+	}
+	if err == nil {
+		err = enc.EncodeUint(session)
+	}
+	if err == nil {
+		err = enc.EncodeBytesLen(size)
+	}
+	out := c.w.b
+	if err != nil {
+		return out[:start], fmt.Errorf("protocol: encode chunk: %w", err)
+	}
+	n := len(out) - start - 4 + size
 	if n > MaxFrame {
 		return out[:start], fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
@@ -121,11 +192,20 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 // Decode parses one frame payload (without its length prefix). Data of a
 // Chunk aliases payload.
 func Decode(payload []byte, f *Frame) error {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	return c.decode(payload, f, nil)
+}
+
+// decode is Decode, taking the event names of invokes from names when it
+// holds them.
+func (c *codec) decode(payload []byte, f *Frame, names *names) error {
 	*f = Frame{}
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	r := bytes.NewReader(payload)
-	dec.Reset(r)
+	r := &c.r
+	r.Reset(payload)
+	defer r.Reset(nil) // the pool must not pin the caller's buffer
+	dec := c.dec
+	dec.ResetReader(r)
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
 		return fmt.Errorf("%w: not an array: %v", ErrMalformed, err)
@@ -144,6 +224,7 @@ func Decode(payload []byte, f *Frame) error {
 	if f.Session, err = dec.DecodeUint64(); err != nil {
 		return fmt.Errorf("%w: session: %v", ErrMalformed, err)
 	}
+	var b []byte
 	switch f.Type {
 	case Handshake:
 		if f.SlaveID, err = dec.DecodeString(); err == nil {
@@ -154,7 +235,10 @@ func Decode(payload []byte, f *Frame) error {
 	case Terminate:
 		f.Message, err = dec.DecodeString()
 	case Invoke:
-		f.Event, err = dec.DecodeString()
+		// The few event names of an app come again and again.
+		if b, err = decodeBin(dec, payload, r); err == nil {
+			f.Event = names.get(b)
+		}
 	case Chunk:
 		f.Data, err = decodeBin(dec, payload, r)
 	case Error:
@@ -169,6 +253,30 @@ func Decode(payload []byte, f *Frame) error {
 		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.Len())
 	}
 	return nil
+}
+
+// names interns strings for one reader: a map lookup keyed by string(b)
+// does not allocate, so a name seen before costs none.
+type names struct{ m map[string]string }
+
+// maxNames bounds the table against a peer that sends many names.
+const maxNames = 64
+
+func (n *names) get(b []byte) string {
+	if n == nil {
+		return string(b)
+	}
+	if s, ok := n.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if n.m == nil {
+		n.m = make(map[string]string)
+	}
+	if len(n.m) < maxNames {
+		n.m[s] = s
+	}
+	return s
 }
 
 // decodeBin reads a bin or str value without copying: chunks are the bulk

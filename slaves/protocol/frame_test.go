@@ -2,11 +2,14 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -145,7 +148,15 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		var fr Frame
-		if err := Decode(payload, &fr); err != nil {
+		err := Decode(payload, &fr)
+		// A Conn reading chunks into buffers of its caller's reads the
+		// same frames, and refuses the same.
+		var viaConn Frame
+		cerr := NewConnAlloc(append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)).Read(&viaConn)
+		if (err == nil) != (cerr == nil) || err == nil && !reflect.DeepEqual(normal(fr), normal(viaConn)) {
+			t.Fatalf("Decode: %+v, %v; Conn with SetChunkAlloc: %+v, %v", fr, err, viaConn, cerr)
+		}
+		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error not ErrMalformed: %v", err)
 			}
@@ -170,4 +181,174 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", fr, again)
 		}
 	})
+}
+
+// NewConnAlloc reads stream with a Conn that puts chunks in buffers of its own.
+func NewConnAlloc(stream []byte) *Conn {
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(stream), io.Discard})
+	c.SetChunkAlloc(func(n int) []byte { return make([]byte, n, n+7) })
+	return c
+}
+
+func normal(f Frame) Frame {
+	if len(f.Data) == 0 {
+		f.Data = nil
+	}
+	return f
+}
+
+// With SetChunkAlloc, chunk data lands in the caller's buffers, which
+// later reads leave alone, and frames that are not well-formed chunks read
+// and fail as without it.
+func TestChunkAlloc(t *testing.T) {
+	frames := []Frame{
+		{Type: Invoke, Session: 7, Event: "echo"},
+		{Type: Chunk, Session: 7, Data: []byte("hello")},
+		{Type: Chunk, Session: 1 << 40, Data: bytes.Repeat([]byte{0xfe}, 70000)},
+		{Type: Chunk, Session: 7},
+		{Type: Choke, Session: 7},
+	}
+	var stream []byte
+	for i := range frames {
+		stream, _ = AppendFrame(stream, &frames[i])
+	}
+	// A chunk whose data is a str (older packers), and one with nil data.
+	stream = append(stream, 0, 0, 0, 6, 0x93, 0x05, 0x03, 0xa2, 'h', 'i')
+	stream = append(stream, 0, 0, 0, 4, 0x93, 0x05, 0x03, 0xc0)
+	frames = append(frames, Frame{Type: Chunk, Session: 3, Data: []byte("hi")}, Frame{Type: Chunk, Session: 3})
+	c := NewConnAlloc(stream)
+	var got []Frame
+	for range frames {
+		var f Frame
+		if err := c.Read(&f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == Chunk && len(f.Data) > 0 && cap(f.Data) != len(f.Data)+7 {
+			t.Errorf("chunk of session %d not in an allocated buffer", f.Session)
+		}
+		got = append(got, normal(f))
+	}
+	for i := range frames {
+		if !reflect.DeepEqual(got[i], normal(frames[i])) {
+			t.Errorf("frame %d: got %+v, want %+v", i, got[i], frames[i])
+		}
+	}
+	for name, payload := range map[string][]byte{
+		"chunk overrun":  {0x93, 0x05, 0x01, 0xc4, 0x10, 'a'},
+		"trailing":       {0x93, 0x05, 0x01, 0xc4, 0x01, 'a', 'b'},
+		"chunk int":      {0x93, 0x05, 0x01, 0x05},
+		"session string": {0x93, 0x05, 0xa1, 'x', 0xc0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var f Frame
+			err := NewConnAlloc(append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)).Read(&f)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Read = %v, want ErrMalformed", err)
+			}
+		})
+	}
+	t.Run("truncated", func(t *testing.T) {
+		var f Frame
+		good, _ := AppendFrame(nil, &Frame{Type: Chunk, Session: 1, Data: []byte("abcdef")})
+		if err := NewConnAlloc(good[:len(good)-2]).Read(&f); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("Read = %v, want ErrUnexpectedEOF", err)
+		}
+		if err := NewConnAlloc(good[:6]).Read(&f); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("Read of a cut head = %v, want ErrUnexpectedEOF", err)
+		}
+	})
+}
+
+// gate is a writer that blocks each write until released, recording what
+// each write carried.
+type gate struct {
+	mu      sync.Mutex
+	writes  [][]byte
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	g.mu.Lock()
+	g.writes = append(g.writes, bytes.Clone(p))
+	g.mu.Unlock()
+	return len(p), nil
+}
+
+// Writes that come while one is in progress go out together in the next
+// write, each writer's frames whole, and every writer returns only once
+// its frames are written.
+func TestGroupCommit(t *testing.T) {
+	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{nil, g})
+	first := make(chan error, 1)
+	go func() { first <- c.Write(&Frame{Type: Heartbeat}) }()
+	<-g.entered // the first write is in progress
+	const writers = 5
+	done := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			done <- c.WriteChunks(uint64(i+1), &Frame{Type: Choke, Session: uint64(i + 1)}, []byte("abc"))
+		}()
+	}
+	// Every follower has queued its frames once the pending stream holds
+	// all of them; none may have returned yet.
+	one, _ := AppendFrame(nil, &Frame{Type: Chunk, Session: 1, Data: []byte("abc")})
+	one, _ = AppendFrame(one, &Frame{Type: Choke, Session: 1})
+	each := len(one)
+	poll := time.Now().Add(10 * time.Second)
+	for {
+		c.wmu.Lock()
+		n := len(c.pend)
+		c.wmu.Unlock()
+		if n == writers*each {
+			break
+		}
+		if time.Now().After(poll) {
+			t.Fatalf("pending %d bytes", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a writer returned (%v) before its frames were written", err)
+	default:
+	}
+	g.release <- struct{}{} // the first write completes
+	<-g.entered             // and its writer sends what gathered, at once
+	g.release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range writers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(g.writes) != 2 {
+		t.Fatalf("%d writes, want 2", len(g.writes))
+	}
+	r := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(g.writes[1]), io.Discard})
+	seen := map[uint64]int{}
+	for range 2 * writers {
+		var f Frame
+		if err := r.Read(&f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == Chunk && seen[f.Session] != 0 || f.Type == Choke && seen[f.Session] != 1 {
+			t.Fatalf("session %d: %s out of order", f.Session, f.Type)
+		}
+		seen[f.Session]++
+	}
 }

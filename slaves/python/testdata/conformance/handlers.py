@@ -1,5 +1,7 @@
 """The conformance app (slaves/conformance) for the Python runtime."""
 
+import time
+
 
 def echo(request, response):
     return request.read()
@@ -20,3 +22,12 @@ def stream_upper(request, response):
 
 def fail(request, response):
     raise ValueError("failing on purpose")
+
+
+def flood(request, response):
+    # Deliberately blind to cancellation: only the failing write stops it.
+    data = b"x" * 1024
+    while True:
+        response.write(data)
+        response.flush()
+        time.sleep(0.01)
