@@ -97,8 +97,20 @@ func (p *Pool) start(s *slave) {
 	go p.capture(s, "stdout", outR, done)
 	go p.capture(s, "stderr", errR, done)
 	err = cmd.Wait()
-	// Its jobs go elsewhere at once; the rest waits for the output
-	// still in the pipes, which belongs in the log and the crash log.
+	// What it answered before it died may still be in its socket: read it
+	// to the end first, or a job whose answer is there would run again.
+	// A grandchild holding the socket open gets a second.
+	p.mu.Lock()
+	reading := s.reading
+	p.mu.Unlock()
+	if reading != nil {
+		select {
+		case <-reading:
+		case <-time.After(time.Second):
+		}
+	}
+	// Its jobs go elsewhere now; the rest waits for the output still in
+	// the pipes, which belongs in the log and the crash log.
 	p.mu.Lock()
 	s.exited = true
 	p.gone(s, "process exited")
@@ -189,10 +201,10 @@ func (p *Pool) serve(c *net.UnixConn) {
 	go func() {
 		defer p.wg.Done()
 		s.out.run(conn, func(err error) {
-			p.mu.Lock()
-			p.gone(s, "write to slave: "+err.Error())
-			p.mu.Unlock()
-			c.Close()
+			// The slave is gone or going: stop writing, but let the
+			// reader drain what it answered before its jobs are judged.
+			p.log.Debug("write to slave failed", "slave", s.id, "err", err)
+			_ = c.CloseWrite()
 		}, p.bodyWritten)
 	}()
 	p.idle(s)
@@ -200,7 +212,12 @@ func (p *Pool) serve(c *net.UnixConn) {
 	p.mu.Unlock()
 	p.log.Debug("slave alive", "slave", s.id)
 
+	p.mu.Lock()
+	s.reading = make(chan struct{})
+	reading := s.reading
+	p.mu.Unlock()
 	err := p.read(s, conn)
+	close(reading)
 	p.mu.Lock()
 	if err != nil && s.state != slaveDead {
 		p.kill(s, err.Error())

@@ -337,16 +337,25 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 		defer kwg.Done()
 		tick := time.NewTicker(40 * time.Millisecond)
 		defer tick.Stop()
+		var lastDone uint64
 		for {
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
 			}
+			// Kill only once some jobs got through since the last kill: on
+			// a loaded machine a fixed kill rate can outpace the restarts
+			// and kill one job's every attempt, which proves nothing.
+			if done := f.Info().Jobs.Processed; done < lastDone+8 {
+				continue
+			} else {
+				lastDone = done
+			}
 			f.mu.Lock() // fixture lock only; read pids under the pool lock
 			f.Pool.mu.Lock()
 			for _, s := range f.Pool.slaves {
-				if s.state == slaveAlive && len(s.jobs) > 0 {
+				if s.state == slaveAlive && len(s.jobs) > 0 && s.started {
 					_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
 					killed++
 					break

@@ -36,6 +36,7 @@ type slave struct {
 	reason  string      // why it is terminating or dead
 	exited  bool        // process reaped
 	started bool        // its process exists (start runs off the pool's lock)
+	reading chan struct{} // closed when its connection's reader has read to the end
 	// requested: the engine asked it to go (terminate or kill), so its
 	// exit is no crash unless fault says what went wrong.
 	requested bool
