@@ -30,12 +30,12 @@ type slave struct {
 	state   slaveState
 	jobs    map[uint64]*Job
 	spawned time.Time
-	idleT   *time.Timer // pending idle exit while the slave has no job
-	killT   *time.Timer // SIGKILL after termination-timeout
-	watchT  *time.Timer // startup, then heartbeat timeout
-	reason  string      // why it is terminating or dead
-	exited  bool        // process reaped
-	started bool        // its process exists (start runs off the pool's lock)
+	idleT   *time.Timer   // pending idle exit while the slave has no job
+	killT   *time.Timer   // SIGKILL after termination-timeout
+	watchT  *time.Timer   // startup, then heartbeat timeout
+	reason  string        // why it is terminating or dead
+	exited  bool          // process reaped
+	started bool          // its process exists (start runs off the pool's lock)
 	reading chan struct{} // closed when its connection's reader has read to the end
 	// requested: the engine asked it to go (terminate or kill), so its
 	// exit is no crash unless fault says what went wrong.
