@@ -2,10 +2,15 @@
 GO       ?= go
 BIN      := bin/cocaine
 PYTHON   ?= /usr/bin/python3
+# Where `make install` puts bin/cocaine ($(DESTDIR)$(PREFIX)/bin).
+PREFIX   ?= /usr/local
+# The release `cocaine version` prints; the commit comes from git.
+VERSION  ?=
+LDFLAGS  := $(if $(VERSION),-X github.com/cocaine-cloud/cocaine/internal/buildinfo.Version=$(VERSION))
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build run test test-go test-python vet deps deps-test npm-deps fuzz bench clean
+.PHONY: all build install run test test-go test-python vet deps deps-test npm-deps fuzz bench clean
 
 all: build
 
@@ -26,8 +31,14 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_DIRS))
 %/node_modules/.package-lock.json: %/package-lock.json
 	cd $* && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 
+# -buildvcs=auto: the commit for `cocaine version`, even where GOFLAGS
+# turns VCS stamping off.
 build: deps
-	$(GO) build -o $(BIN) ./cmd/cocaine
+	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cocaine
+
+# One file: the Python runtime and the Go SDK travel inside the binary.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cocaine
 
 # The whole cloud in one process on the embedded default, with ./examples.
 run: build

@@ -239,10 +239,20 @@ func (n *Node) crash(c pool.Crash) {
 // through the deployment store (engine/appstore), which keeps history. It
 // does not deploy it; Deploy (or the reconcile loop) does.
 func PutApp(ctx context.Context, st storage.Storage, name string, pkg []byte) (*manifest.Manifest, string, error) {
+	return putApp(ctx, st, name, pkg, ValidatePackage)
+}
+
+// PutLocalApp is PutApp for a process that runs the engine that will
+// deploy the package: it validates with ValidateLocal.
+func PutLocalApp(ctx context.Context, st storage.Storage, name string, pkg []byte) (*manifest.Manifest, string, error) {
+	return putApp(ctx, st, name, pkg, ValidateLocal)
+}
+
+func putApp(ctx context.Context, st storage.Storage, name string, pkg []byte, validate appstore.Validator) (*manifest.Manifest, string, error) {
 	if !appstore.ValidName(name) {
 		return nil, "", wire.Errorf(wire.CodeBadRequest, "invalid app name %q", name)
 	}
-	up, err := appstore.New(st, appstore.Options{Validate: ValidatePackage}).Put(ctx, name, pkg)
+	up, err := appstore.New(st, appstore.Options{Validate: validate}).Put(ctx, name, pkg)
 	if err != nil {
 		return nil, "", err
 	}
@@ -253,4 +263,22 @@ func PutApp(ctx context.Context, st storage.Storage, name string, pkg []byte) (*
 // or that is hostile, before it is stored rather than at deploy.
 func ValidatePackage(pkg []byte) (*manifest.Manifest, error) {
 	return appstore.CheckPackage(ParseManifest, archive.DefaultLimits(), "")(pkg)
+}
+
+// ValidateLocal is ValidatePackage plus the check of what the package's
+// sandbox needs on this machine (sandbox.Check): an upload of a Go app to
+// a node without a Go toolchain is refused with what to install, rather
+// than stored to fail at deploy. Only a process that runs the engine itself
+// (`cocaine dev`, Node.Upload) can use it: the API of a gateway does not
+// run on the nodes. A node that lacks the toolchain marks such an app
+// broken with the same message.
+func ValidateLocal(pkg []byte) (*manifest.Manifest, error) {
+	m, err := ValidatePackage(pkg)
+	if err != nil {
+		return nil, err
+	}
+	if err := sandbox.Check(m.Type); err != nil {
+		return nil, &manifest.Error{Problems: []manifest.Problem{{Path: "type", Message: err.Error()}}}
+	}
+	return m, nil
 }

@@ -71,15 +71,18 @@ type SandboxConfig struct {
 	Go struct {
 		// Toolchain is the go command used to build Go apps. Default "go".
 		Toolchain string `toml:"toolchain"`
-		// Framework is a checkout of this project, for Go apps without a
-		// go.mod. Default: found from the working directory.
+		// Framework is a checkout of this project to build Go apps
+		// against instead of the SDK inside the binary, when working on
+		// the SDK itself. Default "": the SDK inside the binary.
 		Framework string `toml:"framework"`
 	} `toml:"go"`
 	Python struct {
 		// Interpreter runs Python apps. Default "/usr/bin/python3".
 		Interpreter string `toml:"interpreter"`
-		// Runtime is the folder of slaves/python. Default: found in this
-		// project's checkout, like the Go sandbox's framework.
+		// Runtime is a folder holding the Python runtime (slaves/python of
+		// a checkout) to use instead of the one inside the binary, when
+		// working on the runtime itself. Default "": the one inside the
+		// binary, unpacked under the cache folder.
 		Runtime string `toml:"runtime"`
 	} `toml:"python"`
 }

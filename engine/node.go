@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/engine/pool"
+	"github.com/cocaine-cloud/cocaine/internal/buildinfo"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
 	"github.com/cocaine-cloud/cocaine/slaves/sandbox"
 	"github.com/cocaine-cloud/cocaine/storage"
 )
 
 // BuildVersion is the platform version reported in announces.
-var BuildVersion = "0.1.0-dev"
+var BuildVersion = buildinfo.Short()
 
 // Node is an engine node.
 type Node struct {
@@ -57,7 +58,9 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 	}
-	configureSandboxes(&cfg)
+	if err := configureSandboxes(&cfg); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	host, _ := os.Hostname()
@@ -68,18 +71,26 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 	}, nil
 }
 
-func configureSandboxes(cfg *Config) {
-	sandbox.Register("go", &sandbox.Go{Toolchain: cfg.Sandbox.Go.Toolchain, CacheDir: cfg.CacheDir(), FrameworkDir: cfg.Sandbox.Go.Framework})
+// configureSandboxes unpacks the runtimes the binary carries into the
+// node's cache and points the sandboxes at them, or at the folders the
+// config names instead.
+func configureSandboxes(cfg *Config) error {
+	dirs, err := sandbox.UnpackRuntimes(cfg.CacheDir())
+	if err != nil {
+		return err
+	}
+	sandbox.Register("go", &sandbox.Go{Toolchain: cfg.Sandbox.Go.Toolchain, CacheDir: cfg.CacheDir(),
+		SDKDir: dirs[sandbox.GoSDK.Name], FrameworkDir: cfg.Sandbox.Go.Framework})
 	runtime := cfg.Sandbox.Python.Runtime
-	if runtime == "" && cfg.Sandbox.Go.Framework != "" {
-		runtime = filepath.Join(cfg.Sandbox.Go.Framework, "slaves", "python")
+	if runtime == "" {
+		runtime = dirs[sandbox.PythonRuntime.Name]
 	}
 	sandbox.Register("python", &sandbox.Python{Interpreter: cfg.Sandbox.Python.Interpreter, RuntimeDir: runtime})
-	// The other runtimes live beside slaves/python; "" finds them in the
-	// checkout, as for Python.
+	// The other runtimes come from the binary too, or from the checkout
+	// that [sandbox.go] framework names.
 	beside := func(name string) string {
 		if cfg.Sandbox.Go.Framework == "" {
-			return ""
+			return dirs[name]
 		}
 		return filepath.Join(cfg.Sandbox.Go.Framework, "slaves", name)
 	}
@@ -88,6 +99,7 @@ func configureSandboxes(cfg *Config) {
 	}
 	sandbox.Register("node", &sandbox.Node{RuntimeDir: beside("node")})
 	sandbox.Register("perl", &sandbox.Perl{RuntimeDir: beside("perl")})
+	return nil
 }
 
 // Config returns the node's effective configuration.
@@ -333,7 +345,7 @@ func (n *Node) Info() wire.NodeInfo {
 // Upload validates and stores a package as app name's new version, then
 // deploys it on this node.
 func (n *Node) Upload(ctx context.Context, name string, pkg []byte) (string, error) {
-	_, version, err := PutApp(ctx, n.store, name, pkg)
+	_, version, err := PutLocalApp(ctx, n.store, name, pkg)
 	if err != nil {
 		return "", err
 	}

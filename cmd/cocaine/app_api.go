@@ -35,6 +35,9 @@ type apiConfig struct {
 	// engine to reconcile at once after a change.
 	store   storage.Storage
 	changed func(app string)
+	// validate checks uploads; default engine.ValidatePackage. `cocaine
+	// dev` also checks its engine's toolchains (engine.ValidateLocal).
+	validate appstore.Validator
 }
 
 // tokenEnv names the variable that adds a token (and that the CLI reads).
@@ -66,7 +69,11 @@ func mountAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http
 	if len(wc.Tokens) == 0 {
 		log.Warn("API writes are refused: no token; set " + tokenEnv + " or [api] tokens")
 	}
-	store := appstore.New(st, appstore.Options{Keep: cfg.KeepVersions, Validate: engine.ValidatePackage})
+	validate := cfg.validate
+	if validate == nil {
+		validate = engine.ValidatePackage
+	}
+	store := appstore.New(st, appstore.Options{Keep: cfg.KeepVersions, Validate: validate})
 	api, err := web.New(wc, web.Options{Store: store, Nodes: d, Changed: cfg.changed, Logger: log})
 	if err != nil {
 		release()
@@ -80,7 +87,7 @@ func mountAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http
 // devAPI wires the API of `cocaine dev` to its storage and engine, with
 // the token devToken finds.
 func devAPI(ctx context.Context, cfg *apiConfig, st storage.Storage, node *engine.Node, dataDir string) error {
-	cfg.store, cfg.changed = st, reconcileSoon(ctx, node)
+	cfg.store, cfg.changed, cfg.validate = st, reconcileSoon(ctx, node), engine.ValidateLocal
 	if os.Getenv(tokenEnv) != "" {
 		fmt.Fprintf(os.Stderr, "cocaine dev: API token from %s\n", tokenEnv)
 		return nil // mountAPI adds it

@@ -54,14 +54,15 @@ func runDev(args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
-	if err := uploadExamples(ctx, st, *apps); err != nil {
-		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
-		return exitFailure
-	}
 	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs, AnnounceInterval: engine.Duration{Duration: *interval},
 		Multicast: engine.MulticastConfig{Enabled: *mcast != "", Group: *mcast}}
 	node, err := engine.New(cfg, st, log)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitFailure
+	}
+	// After engine.New, which configures the sandboxes the uploads check.
+	if err := uploadExamples(ctx, st, *apps); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
@@ -139,7 +140,7 @@ func uploadExamples(ctx context.Context, st storage.Storage, dir string) error {
 		if unchanged(ctx, st, e.Name(), pkg.Bytes()) {
 			continue
 		}
-		if _, _, err := engine.PutApp(ctx, st, e.Name(), pkg.Bytes()); err != nil {
+		if _, _, err := engine.PutLocalApp(ctx, st, e.Name(), pkg.Bytes()); err != nil {
 			fmt.Fprintf(os.Stderr, "cocaine dev: app %s not deployed: %v\n", e.Name(), err)
 		}
 	}

@@ -19,9 +19,10 @@ var commands = map[string]command{
 	"call":    {runCall, "send one request: cocaine call APP/EVENT [DATA]"},
 	"info":    {runInfo, "show the nodes, apps, pools and queues"},
 	"app":     {runApp, "manage apps through the REST API: upload, list, info, logs, ... (app -h)"},
+	"version": {runVersion, "print the version, commit, and the runtimes and Go SDK inside"},
 }
 
-var order = []string{"dev", "engine", "gateway", "call", "info", "app"}
+var order = []string{"dev", "engine", "gateway", "call", "info", "app", "version"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: cocaine COMMAND [flags]\n\ncommands:\n")

@@ -2,27 +2,79 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/cocaine-cloud/cocaine/engine/manifest"
 )
 
-// Python runs apps with the pure-Python runtime in slaves/python: event
-// handlers from `args.module`, a WSGI app from `args.wsgi`.
+// Python runs apps with the pure-Python runtime of slaves/python, carried
+// inside the binary: event handlers from `args.module`, a WSGI app from
+// `args.wsgi`.
 type Python struct {
 	// Interpreter runs the runtime. Default /usr/bin/python3: Debian's
 	// python3-msgpack belongs to it, not to another python3 on PATH.
 	Interpreter string
-	// RuntimeDir is slaves/python of a checkout. Default: found like the
-	// Go sandbox's framework.
+	// RuntimeDir is the runtime's folder (cocaine_slave.py and the cocaine
+	// package). Default: the runtime inside the binary, unpacked under
+	// CacheDir on first use (a node sets it at start, see UnpackRuntimes).
 	RuntimeDir string
+	// CacheDir is where the runtime is unpacked when RuntimeDir is unset.
+	// Default: a folder under the system's temporary folder.
+	CacheDir string
+
+	// checked remembers an interpreter that passed Check.
+	checked sync.Map
 }
 
-var _ Validator = (*Python)(nil)
+var (
+	_ Validator = (*Python)(nil)
+	_ Checker   = (*Python)(nil)
+)
+
+// ErrNoPython is returned when the node cannot run the Python runtime.
+var ErrNoPython = errors.New("python sandbox: no usable Python on this node")
+
+func (p *Python) interpreter() string {
+	if p.Interpreter == "" {
+		return "/usr/bin/python3"
+	}
+	return p.Interpreter
+}
+
+// Check finds the interpreter and the one library the runtime needs
+// (msgpack). A success is remembered; a failure is not, so installing the
+// package is enough.
+func (p *Python) Check() error {
+	interp := p.interpreter()
+	if _, ok := p.checked.Load(interp); ok {
+		return nil
+	}
+	if _, err := exec.LookPath(interp); err != nil {
+		return fmt.Errorf("%w (%q: %v): install python3 and python3-msgpack (apt-get install python3 python3-msgpack) or set [sandbox.python] interpreter",
+			ErrNoPython, interp, errors.Unwrap(err))
+	}
+	out, err := exec.Command(interp, "-c", "import msgpack").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w (%s cannot import msgpack: %s): install python3-msgpack (apt-get install python3-msgpack, or pip install msgpack for that interpreter)",
+			ErrNoPython, interp, strings.TrimSpace(lastLine(string(out))))
+	}
+	p.checked.Store(interp, true)
+	return nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
 
 func init() { Register("python", &Python{}) }
 
@@ -89,20 +141,20 @@ func (p *Python) Prepare(ctx context.Context, app App) (Launcher, error) {
 	if ps := p.ValidateArgs(app.Manifest); len(ps) > 0 {
 		return nil, fmt.Errorf("python sandbox: args.%s: %s", ps[0].Path, ps[0].Message)
 	}
-	interp := p.Interpreter
-	if interp == "" {
-		interp = "/usr/bin/python3"
+	if err := p.Check(); err != nil {
+		return nil, err
 	}
-	if _, err := exec.LookPath(interp); err != nil {
-		return nil, fmt.Errorf("python sandbox: interpreter: %w", err)
-	}
+	interp := p.interpreter()
 	rt := p.RuntimeDir
 	if rt == "" {
-		fw, err := findFramework()
-		if err != nil {
+		cache := p.CacheDir
+		if cache == "" {
+			cache = defaultCacheDir()
+		}
+		var err error
+		if rt, err = PythonRuntime.Unpack(RuntimesDir(cache)); err != nil {
 			return nil, fmt.Errorf("python sandbox: runtime: %w", err)
 		}
-		rt = filepath.Join(fw, "slaves", "python")
 	}
 	launcher := filepath.Join(rt, "cocaine_slave.py")
 	if _, err := os.Stat(launcher); err != nil {

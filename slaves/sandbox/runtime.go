@@ -3,22 +3,23 @@ package sandbox
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
-// runtimeDir is the folder of a language runtime that lives in this
-// project's slaves/ (slaves/c, slaves/node, slaves/perl): the configured
-// one, or slaves/NAME of the checkout found as the Go sandbox finds its
-// framework. One place, so that how runtimes are found can change for all
-// of them at once.
+// runtimeDir is the folder of a language runtime: the configured one (a
+// node passes the folder UnpackRuntimes made), or else the runtime this
+// binary carries, unpacked under the default cache. One place, so that
+// how runtimes are found can change for all of them at once.
 func runtimeDir(configured, name string) (string, error) {
 	dir := configured
 	if dir == "" {
-		fw, err := findFramework()
-		if err != nil {
+		b := runtimeNamed(name)
+		if b == nil {
+			return "", fmt.Errorf("runtime %s: not carried by this binary; name its folder in the node's config", name)
+		}
+		var err error
+		if dir, err = b.Unpack(RuntimesDir(defaultCacheDir())); err != nil {
 			return "", fmt.Errorf("runtime %s: %w", name, err)
 		}
-		dir = filepath.Join(fw, "slaves", name)
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return "", fmt.Errorf("runtime %s: %s is not a folder", name, dir)

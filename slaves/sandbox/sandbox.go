@@ -122,3 +122,22 @@ func ValidateArgs(m *manifest.Manifest) []manifest.Problem {
 	}
 	return nil
 }
+
+// Checker is implemented by sandboxes that need something on the node (a
+// toolchain, an interpreter). Check says what is missing and how to
+// install it; nodes run it at upload and before preparing an app.
+type Checker interface {
+	Check() error
+}
+
+// Check runs the Checker of the sandbox for typ, if it has one.
+func Check(typ string) error {
+	s, err := Get(typ)
+	if err != nil {
+		return err
+	}
+	if c, ok := s.(Checker); ok {
+		return c.Check()
+	}
+	return nil
+}

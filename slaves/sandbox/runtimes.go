@@ -1,0 +1,52 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cocaine-cloud/cocaine/internal/buildinfo"
+	"github.com/cocaine-cloud/cocaine/slaves/bundle"
+	"github.com/cocaine-cloud/cocaine/slaves/python"
+)
+
+// Runtimes are the files sandboxes need beside an app, carried inside the
+// binary and unpacked by the node at start (UnpackRuntimes). A language
+// whose runtime is not a single file adds one entry here, its files an
+// embed.FS in its own package, and reads its folder from the map
+// UnpackRuntimes returns.
+var Runtimes = []*bundle.Bundle{PythonRuntime, GoSDK}
+
+// PythonRuntime is the runtime the python sandbox runs apps with.
+var PythonRuntime = &bundle.Bundle{Name: "python", Version: buildinfo.Version, FS: python.Files}
+
+// RuntimesDir is the folder under a node's cache folder the runtimes
+// unpack into.
+func RuntimesDir(cacheDir string) string { return filepath.Join(cacheDir, "runtimes") }
+
+// defaultCacheDir serves sandboxes made without a node (tests, tools).
+func defaultCacheDir() string { return filepath.Join(os.TempDir(), "cocaine-cache") }
+
+// UnpackRuntimes unpacks every runtime under cacheDir (see bundle.Unpack)
+// and returns their folders by name.
+func UnpackRuntimes(cacheDir string) (map[string]string, error) {
+	dirs := make(map[string]string, len(Runtimes))
+	for _, b := range Runtimes {
+		dir, err := b.Unpack(RuntimesDir(cacheDir))
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: unpack runtime: %w", err)
+		}
+		dirs[b.Name] = dir
+	}
+	return dirs, nil
+}
+
+// runtimeNamed is the entry of Runtimes called name, or nil.
+func runtimeNamed(name string) *bundle.Bundle {
+	for _, b := range Runtimes {
+		if b.Name == name {
+			return b
+		}
+	}
+	return nil
+}
