@@ -100,7 +100,7 @@ func runDev(args []string) int {
 		if *httpAddr != "" {
 			fmt.Fprintf(os.Stderr, "cocaine dev: HTTP front on http://%s/APP/EVENT, FastCGI on %s\n", *httpAddr, *fcgiAddr)
 		}
-		fmt.Fprintf(os.Stderr, "cocaine dev: apps %v; try: bin/cocaine call echo/echo hello\n\n", node.Apps())
+		fmt.Fprintf(os.Stderr, "cocaine dev: apps %v; try: %s call echo/echo hello\n\n", node.Apps(), os.Args[0])
 	}()
 	if err := node.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)

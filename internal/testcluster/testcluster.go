@@ -119,7 +119,7 @@ func StartNode(t testing.TB, o Options) *Node {
 		args = append(args, "-v")
 	}
 	n.cmd = exec.Command(bin, append(args, o.Args...)...)
-	n.cmd.Dir = Root() // the sandboxes find this checkout from here
+	n.cmd.Dir = data // runtimes come from the binary, not from a checkout
 	if len(o.Env) > 0 {
 		n.cmd.Env = append(os.Environ(), o.Env...)
 	}
