@@ -188,3 +188,32 @@ func zmqAnswers(t *testing.T, port int, body string) bool {
 	reply, err := s.RecvMessage(0)
 	return err == nil && len(reply) == 2 && reply[0] == "ok" && reply[1] == body
 }
+
+// An engine holding 100 idle apps (50 Go, 50 Python; slaves start on the
+// first request) stays small: the runtimes inside the binary cost it
+// nothing while unused. Measured at about 30 MB (docs/sandboxes.md).
+func TestHundredIdleAppsStayUnder50MB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts cocaine dev with 100 apps")
+	}
+	src := t.TempDir()
+	var apps []string
+	for i := range 50 {
+		for _, ex := range []string{"echo", "hello-python"} {
+			dst := filepath.Join(src, fmt.Sprintf("%s-%d", ex, i))
+			if err := os.CopyFS(dst, os.DirFS(filepath.Join(testcluster.Root(), "examples", ex))); err != nil {
+				t.Fatal(err)
+			}
+			apps = append(apps, dst)
+		}
+	}
+	n := testcluster.StartNode(t, testcluster.Options{Apps: apps})
+	testcluster.Eventually(t, 4*time.Minute, "100 apps to start", func() bool {
+		return strings.Count(n.Log(), `msg="app started"`) == len(apps)
+	})
+	rssKB := n.RSS(t) >> 10
+	t.Logf("RSS with %d idle apps: %d kB", len(apps), rssKB)
+	if rssKB > 50<<10 {
+		t.Fatalf("RSS with %d idle apps: %d kB, want under 50 MB", len(apps), rssKB)
+	}
+}
