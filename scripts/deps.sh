@@ -4,9 +4,10 @@
 # when nothing is missing. Usage: scripts/deps.sh [run|test|bench]
 set -euo pipefail
 
-# flask: examples/flask; gcc, g++, make: the c and cpp sandboxes; nodejs:
-# the node sandbox; the Perl modules: the perl sandbox and its PSGI apps.
-run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc g++ make nodejs
+# gcc, libc6-dev: cgo for zmq4 (and, with g++ and make, the c and cpp
+# sandboxes); flask: examples/flask; nodejs: the node sandbox; the Perl
+# modules: the perl sandbox and its PSGI apps.
+run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc libc6-dev g++ make nodejs
   libdata-messagepack-perl libplack-perl)
 test_pkgs=(nginx python3-zmq iproute2 util-linux)  # iproute2: multicast loopback setup; util-linux: flock
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3 starman libfcgi-dev)  # starman, libfcgi: bench/languages.sh
