@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/cocaine-cloud/cocaine/engine/manifest"
 )
@@ -28,8 +28,8 @@ type Python struct {
 	// Default: a folder under the system's temporary folder.
 	CacheDir string
 
-	// checked remembers an interpreter that passed Check.
-	checked sync.Map
+	// checked remembers that the interpreter passed Check.
+	checked atomic.Bool
 }
 
 var (
@@ -51,10 +51,10 @@ func (p *Python) interpreter() string {
 // (msgpack). A success is remembered; a failure is not, so installing the
 // package is enough.
 func (p *Python) Check() error {
-	interp := p.interpreter()
-	if _, ok := p.checked.Load(interp); ok {
+	if p.checked.Load() {
 		return nil
 	}
+	interp := p.interpreter()
 	if _, err := exec.LookPath(interp); err != nil {
 		return fmt.Errorf("%w (%q: %v): install python3 and python3-msgpack (apt-get install python3 python3-msgpack) or set [sandbox.python] interpreter",
 			ErrNoPython, interp, errors.Unwrap(err))
@@ -64,7 +64,7 @@ func (p *Python) Check() error {
 		return fmt.Errorf("%w (%s cannot import msgpack: %s): install python3-msgpack (apt-get install python3-msgpack, or pip install msgpack for that interpreter)",
 			ErrNoPython, interp, strings.TrimSpace(lastLine(string(out))))
 	}
-	p.checked.Store(interp, true)
+	p.checked.Store(true)
 	return nil
 }
 
