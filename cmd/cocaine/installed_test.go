@@ -209,7 +209,7 @@ func TestHundredIdleAppsStayUnder50MB(t *testing.T) {
 	}
 	n := testcluster.StartNode(t, testcluster.Options{Apps: apps})
 	testcluster.Eventually(t, 4*time.Minute, "100 apps to start", func() bool {
-		return strings.Count(n.Log(), `msg="app started"`) == len(apps)
+		return strings.Count(n.Log(), `msg="app started"`) >= len(apps)
 	})
 	rssKB := n.RSS(t) >> 10
 	t.Logf("RSS with %d idle apps: %d kB", len(apps), rssKB)
