@@ -265,12 +265,39 @@ func ValidatePackage(pkg []byte) (*manifest.Manifest, error) {
 	return appstore.CheckPackage(ParseManifest, archive.DefaultLimits(), "")(pkg)
 }
 
+// ValidateForNodes is ValidatePackage plus a look at what the live nodes
+// announce they lack (wire.NodeInfo.Missing): for the API of a gateway,
+// which runs on no node. A package is refused only when every live node
+// says it cannot run its type; with no live node there is no one to ask.
+func ValidateForNodes(nodes func() []wire.NodeInfo) appstore.Validator {
+	return func(pkg []byte) (*manifest.Manifest, error) {
+		m, err := ValidatePackage(pkg)
+		if err != nil || nodes == nil {
+			return m, err
+		}
+		live := nodes()
+		var why []string
+		for _, n := range live {
+			reason, lacks := n.Missing[m.Type]
+			if !lacks {
+				return m, nil
+			}
+			why = append(why, fmt.Sprintf("%s (%s): %s", n.Hostname, n.Endpoint, reason))
+		}
+		if len(live) == 0 {
+			return m, nil
+		}
+		return nil, &manifest.Error{Problems: []manifest.Problem{{Path: "type",
+			Message: fmt.Sprintf("no live node can run %s apps: %s", m.Type, strings.Join(why, "; "))}}}
+	}
+}
+
 // ValidateLocal is ValidatePackage plus the check of what the package's
 // sandbox needs on this machine (sandbox.Check): an upload of a Go app to
 // a node without a Go toolchain is refused with what to install, rather
 // than stored to fail at deploy. Only a process that runs the engine itself
-// (`cocaine dev`, Node.Upload) can use it: the API of a gateway does not
-// run on the nodes. A node that lacks the toolchain marks such an app
+// (`cocaine dev`, Node.Upload) can use it; the API of a gateway uses
+// ValidateForNodes. A node that lacks the toolchain marks such an app
 // broken with the same message.
 func ValidateLocal(pkg []byte) (*manifest.Manifest, error) {
 	m, err := ValidatePackage(pkg)

@@ -42,6 +42,12 @@ type Node struct {
 
 	router *router
 	ready  chan struct{}
+
+	// missing is what the node lacks per sandbox type (sandbox.Check),
+	// announced; refreshed by Reconcile so that installing a toolchain
+	// shows without a restart.
+	missingMu sync.Mutex
+	missing   map[string]string
 }
 
 // New makes a node. Run starts it.
@@ -64,11 +70,32 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	host, _ := os.Hostname()
-	return &Node{
+	n := &Node{
 		cfg: cfg, log: log.With("component", "engine"), store: store,
 		id: hex.EncodeToString(b[:]), host: host, started: time.Now(),
 		apps: map[string]*App{}, deploying: map[string]*sync.Mutex{}, ready: make(chan struct{}),
-	}, nil
+	}
+	n.checkSandboxes()
+	return n, nil
+}
+
+// checkSandboxes records what each sandbox lacks on this machine, and
+// logs a change.
+func (n *Node) checkSandboxes() {
+	missing := map[string]string{}
+	for _, typ := range sandbox.Types() {
+		if err := sandbox.Check(typ); err != nil {
+			missing[typ] = err.Error()
+		}
+	}
+	n.missingMu.Lock()
+	defer n.missingMu.Unlock()
+	for typ, why := range missing {
+		if n.missing[typ] != why {
+			n.log.Warn("this node cannot run apps of a type", "type", typ, "reason", why)
+		}
+	}
+	n.missing = missing
 }
 
 // configureSandboxes unpacks the runtimes the binary carries into the
@@ -182,6 +209,7 @@ func (n *Node) stopAll() {
 // are deployed, removed ones stopped. Apps stored with meta "stopped"
 // are kept stored but not run.
 func (n *Node) Reconcile(ctx context.Context) {
+	n.checkSandboxes()
 	names, err := n.store.List(ctx, storage.NSApps, "")
 	if err != nil {
 		n.log.Warn("reconcile: cannot list apps", "err", err)
@@ -334,6 +362,14 @@ func (n *Node) Info() wire.NodeInfo {
 	if n.cfg.Announce != "off" {
 		in.Announce = n.cfg.Announce
 	}
+	n.missingMu.Lock()
+	if len(n.missing) > 0 {
+		in.Missing = make(map[string]string, len(n.missing))
+		for typ, why := range n.missing {
+			in.Missing[typ] = why
+		}
+	}
+	n.missingMu.Unlock()
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	for name, a := range n.apps {

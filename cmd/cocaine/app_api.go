@@ -35,8 +35,9 @@ type apiConfig struct {
 	// engine to reconcile at once after a change.
 	store   storage.Storage
 	changed func(app string)
-	// validate checks uploads; default engine.ValidatePackage. `cocaine
-	// dev` also checks its engine's toolchains (engine.ValidateLocal).
+	// validate checks uploads; default engine.ValidateForNodes with the
+	// dealer's live nodes. `cocaine dev` checks its own engine's
+	// toolchains instead (engine.ValidateLocal).
 	validate appstore.Validator
 }
 
@@ -71,7 +72,7 @@ func mountAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http
 	}
 	validate := cfg.validate
 	if validate == nil {
-		validate = engine.ValidatePackage
+		validate = engine.ValidateForNodes(d.Nodes)
 	}
 	store := appstore.New(st, appstore.Options{Keep: cfg.KeepVersions, Validate: validate})
 	api, err := web.New(wc, web.Options{Store: store, Nodes: d, Changed: cfg.changed, Logger: log})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/internal/testcluster"
+	"github.com/cocaine-cloud/cocaine/internal/wire"
 )
 
 // pathWithout is $PATH without the folders that hold cmd.
@@ -52,4 +54,18 @@ func TestUploadNamesMissingToolchain(t *testing.T) {
 	if out, errOut, code := cli(t, env, "app", "upload", filepath.Join(testcluster.Root(), "examples", "hello-python"), "--name", "py"); code != exitOK {
 		t.Fatalf("upload of a Python app: exit %d\n%s%s", code, out, errOut)
 	}
+	// The node announces what it lacks, for a gateway's API to refuse
+	// such uploads (engine.ValidateForNodes).
+	testcluster.Eventually(t, 30*time.Second, "the node to announce it has no go", func() bool {
+		resp, err := hc.Get(api + "/api/v1/nodes")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct{ Nodes []wire.NodeInfo }
+		if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Nodes) != 1 {
+			return false
+		}
+		return strings.Contains(body.Nodes[0].Missing["go"], "install Go")
+	})
 }

@@ -12,6 +12,10 @@ type NodeInfo struct {
 	Uptime     float64            `json:"uptime"` // seconds
 	IntervalMS int64              `json:"interval-ms"`
 	Apps       map[string]AppInfo `json:"apps"`
+	// Missing maps each sandbox type this node cannot run (no Go
+	// toolchain, no Python) to what to install, so that an API that does
+	// not run on the node can refuse such an upload.
+	Missing map[string]string `json:"missing,omitempty"`
 }
 
 // AppInfo is one app on a node.
