@@ -22,8 +22,8 @@ import (
 // binary, copied alone into an empty folder outside the checkout, runs
 // `cocaine dev --apps` on a copy of examples/ from there, with nothing in
 // its environment or arguments pointing into the checkout, no module
-// cache and GOPROXY=off, and every example answers: Go and Python apps,
-// HTTP, timer, filesystem and ZeroMQ drivers.
+// cache and GOPROXY=off, and every example answers: Go, Python, C, C++,
+// Node and Perl apps; HTTP, timer, filesystem and ZeroMQ drivers.
 func TestInstalledBinaryRunsEveryExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts cocaine dev with every example")
@@ -40,6 +40,9 @@ func TestInstalledBinaryRunsEveryExample(t *testing.T) {
 	}
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(checkout, "examples", "express", "node_modules")); err != nil {
+		t.Fatal("examples/express has no node_modules: run `make deps-test` (npm ci there)")
 	}
 	apps := filepath.Join(home, "examples")
 	if err := os.CopyFS(apps, os.DirFS(filepath.Join(checkout, "examples"))); err != nil {
@@ -116,6 +119,11 @@ func TestInstalledBinaryRunsEveryExample(t *testing.T) {
 	testcluster.Eventually(t, deploy, "wsgi-hello to answer", answers("GET", "/wsgi-hello/http/", "", "Hello, World!"))
 	testcluster.Eventually(t, deploy, "flask to answer", answers("GET", "/flask/http/", "", "Flask"))
 	testcluster.Eventually(t, deploy, "zmq-echo to answer", func() bool { return zmqAnswers(t, zmqEcho, "ping") })
+	for _, app := range []string{"hello-c", "hello-cpp"} { // built at deploy with libcocaine-slave from the binary
+		testcluster.Eventually(t, deploy, app+" to answer", answers("POST", "/"+app+"/echo", "native", "native"))
+	}
+	testcluster.Eventually(t, deploy, "express (Node) to answer", answers("GET", "/express/http/hello/ann", "", `"hello":"ann"`))
+	testcluster.Eventually(t, deploy, "psgi (Perl) to answer", answers("GET", "/psgi/http/hello/ann", "", "ann"))
 
 	// timer and watcher answer in their logs, read through the CLI from
 	// the folder `cocaine dev` keeps its token in.

@@ -2,11 +2,16 @@ package sandbox
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cocaine-cloud/cocaine/internal/buildinfo"
 	"github.com/cocaine-cloud/cocaine/slaves/bundle"
+	"github.com/cocaine-cloud/cocaine/slaves/c"
+	"github.com/cocaine-cloud/cocaine/slaves/node"
+	"github.com/cocaine-cloud/cocaine/slaves/perl"
 	"github.com/cocaine-cloud/cocaine/slaves/python"
 )
 
@@ -15,10 +20,29 @@ import (
 // whose runtime is not a single file adds one entry here, its files an
 // embed.FS in its own package, and reads its folder from the map
 // UnpackRuntimes returns.
-var Runtimes = []*bundle.Bundle{PythonRuntime, GoSDK}
+var Runtimes = []*bundle.Bundle{
+	PythonRuntime,
+	GoSDK,
+	{Name: "c", Version: buildinfo.Version, FS: c.Files},
+	{Name: "node", Version: buildinfo.Version + ", " + npmDeps(), FS: node.Files, Finish: node.Install},
+	{Name: "perl", Version: buildinfo.Version, FS: perl.Files},
+}
 
 // PythonRuntime is the runtime the python sandbox runs apps with.
 var PythonRuntime = &bundle.Bundle{Name: "python", Version: buildinfo.Version, FS: python.Files}
+
+// npmDeps names the npm packages the Node runtime carries, for `cocaine
+// version`.
+func npmDeps() string {
+	entries, _ := fs.ReadDir(node.Files, "deps")
+	var names []string
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".tgz"); ok {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ", ")
+}
 
 // RuntimesDir is the folder under a node's cache folder the runtimes
 // unpack into.
