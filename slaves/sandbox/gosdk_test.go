@@ -177,3 +177,32 @@ func TestChecksNameWhatToInstall(t *testing.T) {
 		t.Errorf("the default interpreter: %v (scripts/deps.sh installs python3-msgpack)", err)
 	}
 }
+
+func TestOtherSandboxesNameWhatToInstall(t *testing.T) {
+	cases := []struct {
+		sb   Checker
+		want string
+	}{
+		{&Native{Lang: "c", Compiler: "/nonexistent/cc"}, "apt-get install gcc make"},
+		{&Native{Lang: "cpp", Compiler: "/nonexistent/c++"}, "apt-get install g++ make"},
+		{&Node{Interpreter: "/nonexistent/node"}, "apt-get install nodejs"},
+		{&Perl{Interpreter: "/nonexistent/perl"}, "apt-get install perl libdata-messagepack-perl"},
+	}
+	for _, c := range cases {
+		if err := c.sb.Check(); !errors.Is(err, ErrNoToolchain) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%T: %v, want %q", c.sb, err, c.want)
+		}
+	}
+	fake := filepath.Join(t.TempDir(), "perl")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"Can't locate Data/MessagePack.pm in @INC\" >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Perl{Interpreter: fake}).Check(); !errors.Is(err, ErrNoToolchain) || !strings.Contains(err.Error(), "Can't locate") {
+		t.Errorf("perl without Data::MessagePack: %v", err)
+	}
+	for _, sb := range []Checker{&Native{Lang: "c"}, &Native{Lang: "cpp"}, &Node{}, &Perl{}} {
+		if err := sb.Check(); err != nil {
+			t.Errorf("%T on this machine: %v (scripts/deps.sh installs it)", sb, err)
+		}
+	}
+}
