@@ -30,8 +30,8 @@ type Native struct {
 	// CacheDir holds built binaries and the library. Default: a folder in
 	// the system's temporary directory.
 	CacheDir string
-	// RuntimeDir is slaves/c of a checkout. Default: found like the Python
-	// runtime.
+	// RuntimeDir is the runtime's folder. Default: the "c" runtime inside
+	// the binary (a node passes the folder it unpacked, see UnpackRuntimes).
 	RuntimeDir string
 }
 

@@ -16,8 +16,8 @@ import (
 type Node struct {
 	// Interpreter runs the runtime. Default "node" on PATH.
 	Interpreter string
-	// RuntimeDir is slaves/node of a checkout, with its node_modules
-	// installed. Default: found like the Python runtime.
+	// RuntimeDir is the runtime's folder. Default: the "node" runtime inside
+	// the binary (a node passes the folder it unpacked, see UnpackRuntimes).
 	RuntimeDir string
 }
 

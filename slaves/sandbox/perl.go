@@ -18,8 +18,8 @@ type Perl struct {
 	// Interpreter runs the runtime. Default /usr/bin/perl: Debian's
 	// libdata-messagepack-perl and libplack-perl belong to it.
 	Interpreter string
-	// RuntimeDir is slaves/perl of a checkout. Default: found like the
-	// Python runtime.
+	// RuntimeDir is the runtime's folder. Default: the "perl" runtime inside
+	// the binary (a node passes the folder it unpacked, see UnpackRuntimes).
 	RuntimeDir string
 }
 
