@@ -112,15 +112,13 @@ func (b *Bundle) Dir(root string) (string, error) {
 // beside it that is then renamed into place, so that a reader never sees
 // half a bundle and two nodes unpacking at once both end with the one
 // complete copy (the loser of the rename removes its own). Other versions
-// of the bundle under root are removed: a data folder belongs to one node,
-// and that node now runs this binary.
+// stay: see Prune.
 func (b *Bundle) Unpack(root string) (string, error) {
 	dir, err := b.Dir(root)
 	if err != nil {
 		return "", err
 	}
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
-		b.prune(root, dir)
 		return dir, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -146,7 +144,6 @@ func (b *Bundle) Unpack(root string) (string, error) {
 		}
 		return "", fmt.Errorf("bundle %s: publish: %w", b.Name, err)
 	}
-	b.prune(root, dir)
 	return dir, nil
 }
 
@@ -192,10 +189,17 @@ func copyFile(fsys fs.FS, name, dst string) error {
 	return out.Close()
 }
 
-// prune removes the other versions of the bundle under root, and the
-// temporary folders of unpacks that crashed (old enough not to be another
-// node's unpack in progress). Failures only leave clutter.
-func (b *Bundle) prune(root, keep string) {
+// Prune removes the versions of the bundle under root other than this
+// binary's, and the temporary folders of unpacks that crashed (old enough
+// not to be another unpack in progress). Only the owner of root may call
+// it, such as a node in its own data folder: in a folder that processes of
+// several builds share (the system's temporary folder), one would remove
+// a copy another still runs. Failures only leave clutter.
+func (b *Bundle) Prune(root string) {
+	keep, err := b.Dir(root)
+	if err != nil {
+		return
+	}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return

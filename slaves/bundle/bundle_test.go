@@ -84,8 +84,8 @@ func TestHashCoversKeptContentOnly(t *testing.T) {
 	}
 }
 
-// A newer binary brings its own copy and removes the older one; other
-// bundles under the same root are left alone.
+// A newer binary brings its own copy, and its node (the owner of the
+// folder) removes the older one; other bundles are left alone.
 func TestNewerVersionReplacesOlder(t *testing.T) {
 	root := t.TempDir()
 	old, err := newBundle("v1").Unpack(root)
@@ -96,7 +96,8 @@ func TestNewerVersionReplacesOlder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := newBundle("v2").Unpack(root)
+	v2 := newBundle("v2")
+	dir, err := v2.Unpack(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +107,17 @@ func TestNewerVersionReplacesOlder(t *testing.T) {
 	if got := read(t, filepath.Join(dir, "run.py")); got != "print('v2')\n" {
 		t.Fatalf("run.py = %q", got)
 	}
+	// Unpack alone leaves the old copy: a process of the older build may
+	// share the folder and still run it.
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("Unpack removed the old version: %v", err)
+	}
+	v2.Prune(root)
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Fatalf("old version still there: %v", err)
+		t.Fatalf("old version still there after Prune: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("Prune removed the current version: %v", err)
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Fatalf("another bundle was pruned: %v", err)

@@ -49,10 +49,12 @@ func npmDeps() string {
 func RuntimesDir(cacheDir string) string { return filepath.Join(cacheDir, "runtimes") }
 
 // defaultCacheDir serves sandboxes made without a node (tests, tools).
+// Processes of different builds share it, so nothing is pruned there.
 func defaultCacheDir() string { return filepath.Join(os.TempDir(), "cocaine-cache") }
 
-// UnpackRuntimes unpacks every runtime under cacheDir (see bundle.Unpack)
-// and returns their folders by name.
+// UnpackRuntimes unpacks every runtime under cacheDir, a node's own cache,
+// removes the versions older binaries left there (see bundle.Unpack and
+// Prune) and returns the folders by name.
 func UnpackRuntimes(cacheDir string) (map[string]string, error) {
 	dirs := make(map[string]string, len(Runtimes))
 	for _, b := range Runtimes {
@@ -60,6 +62,7 @@ func UnpackRuntimes(cacheDir string) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: unpack runtime: %w", err)
 		}
+		b.Prune(RuntimesDir(cacheDir))
 		dirs[b.Name] = dir
 	}
 	return dirs, nil
