@@ -36,7 +36,7 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_DIRS))
 build: deps
 	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cocaine
 
-# One file: the Python runtime and the Go SDK travel inside the binary.
+# One file: the language runtimes and the Go SDK travel inside the binary.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cocaine
 
