@@ -78,11 +78,27 @@ static int count(cocaine_request *req, cocaine_response *resp, void *data) {
     return cocaine_response_write(resp, out, (size_t)k);
 }
 
+/* flood answers 1 KiB every 10 ms until a write fails. It deliberately never
+ * checks for cancellation: only the library failing its writes once the
+ * engine cancelled the session stops it (conformance case cancel-streaming). */
+static int flood(cocaine_request *req, cocaine_response *resp, void *data) {
+    char buf[1024];
+    (void)req;
+    (void)data;
+    memset(buf, 'x', sizeof buf);
+    for (;;) {
+        if (cocaine_response_write(resp, buf, sizeof buf) < 0 || cocaine_response_flush(resp) < 0)
+            return -1;
+        usleep(10 * 1000);
+    }
+}
+
 int main(void) {
     cocaine_handle("echo", echo, NULL);
     cocaine_handle("sleep", sleep_, NULL);
     cocaine_handle("stream-upper", stream_upper, NULL);
     cocaine_handle("fail", fail, NULL);
     cocaine_handle("count", count, NULL);
+    cocaine_handle("flood", flood, NULL);
     return cocaine_run();
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 int main() {
     cocaine::on("echo", [](cocaine::request& req, cocaine::response& resp) {
@@ -34,6 +35,17 @@ int main() {
     });
     cocaine::on("fail", [](cocaine::request&, cocaine::response&) {
         throw std::runtime_error("failing on purpose");
+    });
+    // flood answers 1 KiB every 10 ms and never checks for cancellation:
+    // only the library throwing from a write once the engine cancelled the
+    // session stops it (conformance case cancel-streaming).
+    cocaine::on("flood", [](cocaine::request&, cocaine::response& resp) {
+        const std::string data(1024, 'x');
+        for (;;) {
+            resp.write(data);
+            resp.flush();
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
     });
     return cocaine::run();
 }

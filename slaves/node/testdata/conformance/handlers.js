@@ -32,3 +32,15 @@ exports.count = async (req) => {
   }
   return String((await req.buffer()).length);
 };
+
+// flood answers 1 KiB every 10 ms and never checks for cancellation: only
+// the runtime throwing from a write once the engine cancelled the session
+// stops it (conformance case cancel-streaming).
+exports.flood = async (req, res) => {
+  const data = Buffer.alloc(1024, 'x');
+  for (;;) {
+    res.write(data);
+    res.flush();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};

@@ -126,11 +126,14 @@ sub pump {
             }
         }
         if (defined $timeout) {
-            return 0 if $timeout <= 0;
+            # A timeout of 0 still looks at the socket once, without waiting.
             my $t0 = Time::HiRes::time();
-            my $ready = IO::Select->new($sock)->can_read($timeout);
+            my $ready = IO::Select->new($sock)->can_read($timeout > 0 ? $timeout : 0);
             $timeout -= Time::HiRes::time() - $t0;
-            next unless $ready;
+            if (!$ready) {
+                return 0 if $timeout <= 0;
+                next;
+            }
         }
         my $r = sysread($sock, $rbuf, 1 << 20, length $rbuf);
         if (!defined $r) {
@@ -140,6 +143,11 @@ sub pump {
         gone('engine closed the connection') if $r == 0;
     }
 }
+
+# poll routes the frames already waiting, without blocking: a handler that
+# only writes learns this way that the engine cancelled its session, so its
+# next write dies instead of streaming on until the engine kills the slave.
+sub poll { 1 while pump(0) }
 
 sub route {
     my $payload = shift;

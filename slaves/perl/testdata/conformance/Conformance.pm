@@ -39,4 +39,17 @@ sub count {
     return length $req->read_all;
 }
 
+# flood answers 1 KiB every 10 ms and never checks for cancellation: only the
+# runtime dying in a write once the engine cancelled the session stops it
+# (conformance case cancel-streaming).
+sub flood {
+    my ($req, $resp) = @_;
+    my $data = 'x' x 1024;
+    while (1) {
+        $resp->write($data);
+        $resp->flush;
+        select(undef, undef, undef, 0.01);
+    }
+}
+
 1;

@@ -112,12 +112,22 @@ sub write {
     return unless defined $data && length $data;
     utf8::encode($data) if utf8::is_utf8($data);
     $self->{buf} .= $data;
-    Cocaine::Slave::send_bytes($self->_frames) if length $self->{buf} >= BUFFER_SIZE;
+    $self->_send if length $self->{buf} >= BUFFER_SIZE;
 }
 
 sub flush {
     my $self = shift;
     $self->_usable;
+    $self->_send;
+}
+
+# _send sends what is buffered, unless the engine cancelled the session
+# meanwhile: reading the frames already waiting is how a handler that never
+# reads sees the cancel, and then it dies with Cocaine::Cancelled.
+sub _send {
+    my $self = shift;
+    Cocaine::Slave::poll();
+    $self->{req}->_check;
     my $f = $self->_frames;
     Cocaine::Slave::send_bytes($f) if length $f;
 }
