@@ -34,6 +34,30 @@ type Config struct {
 	// once. Each holds at most a few flow-control windows in memory, so
 	// this bounds the front's memory for uploads. Default 16.
 	MaxStreams int `toml:"max-streams"`
+	// MaxConns caps the HTTP listener's open connections. At the cap the
+	// oldest idle connection (accepted but silent, or kept alive between
+	// requests) is closed to make room; only when all are busy do new ones
+	// wait in the kernel's backlog. Keep it and max-fastcgi-conns well
+	// below the process's open-file limit (ulimit -n): the engine in the
+	// same process needs descriptors for slaves and logs. Default 8192.
+	MaxConns int `toml:"max-conns"`
+	// MaxFastCGIConns is MaxConns for the FastCGI listener. Default 1024.
+	MaxFastCGIConns int `toml:"max-fastcgi-conns"`
+	// HeaderTimeout bounds reading a request's headers (HTTP) or its
+	// params (FastCGI, from BEGIN_REQUEST). Default "10s".
+	HeaderTimeout Duration `toml:"header-timeout"`
+	// IdleTimeout closes a connection that carries no request for this
+	// long: between keep-alive requests, or before the first. Default "60s".
+	IdleTimeout Duration `toml:"idle-timeout"`
+	// BodyTimeout closes an HTTP connection whose client sends no byte of
+	// the request body for this long while the body is read. Default "30s".
+	BodyTimeout Duration `toml:"body-timeout"`
+	// WriteTimeout closes an HTTP connection whose client takes no byte
+	// of the response for this long (each write must finish within it,
+	// so a long stream is fine while the client reads). Default "30s".
+	WriteTimeout Duration `toml:"write-timeout"`
+	// MaxHeaderBytes bounds an HTTP request's header block. Default 65536.
+	MaxHeaderBytes int `toml:"max-header-bytes"`
 	// Routes map hosts and path prefixes to app events; the first match
 	// wins, else the path is /APP/EVENT[/rest].
 	Routes []Route `toml:"route"`
@@ -64,6 +88,24 @@ func (c *Config) Default() {
 	if c.MaxTimeout.Duration == 0 {
 		c.MaxTimeout.Duration = 5 * time.Minute
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 8192
+	}
+	if c.MaxFastCGIConns == 0 {
+		c.MaxFastCGIConns = 1024
+	}
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&c.HeaderTimeout, 10 * time.Second}, {&c.IdleTimeout, time.Minute},
+		{&c.BodyTimeout, 30 * time.Second}, {&c.WriteTimeout, 30 * time.Second}} {
+		if d.v.Duration == 0 {
+			d.v.Duration = d.def
+		}
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
 	if c.DefaultRetries == 0 {
 		c.DefaultRetries = 1
 	}
@@ -83,6 +125,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStreams < 0 {
 		errs = append(errs, errors.New("max-streams: negative"))
+	}
+	if c.MaxConns < 0 || c.MaxFastCGIConns < 0 || c.MaxHeaderBytes < 0 {
+		errs = append(errs, errors.New("max-conns, max-fastcgi-conns, max-header-bytes: negative"))
+	}
+	if c.HeaderTimeout.Duration < 0 || c.IdleTimeout.Duration < 0 || c.BodyTimeout.Duration < 0 || c.WriteTimeout.Duration < 0 {
+		errs = append(errs, errors.New("header-timeout, idle-timeout, body-timeout, write-timeout: negative"))
 	}
 	if c.DefaultDeadline.Duration > c.MaxDeadline.Duration {
 		errs = append(errs, errors.New("default-deadline: above max-deadline"))

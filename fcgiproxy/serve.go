@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -51,8 +52,20 @@ func (f *Front) Serve(ctx context.Context, httpL, fcgiL net.Listener) error {
 // ServeHandler is Serve with h in place of the front, for a handler that
 // wraps it (the REST API serves its own paths and hands the rest on).
 func (f *Front) ServeHandler(ctx context.Context, h http.Handler, httpL, fcgiL net.Listener) error {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fs := &fastcgi.Server{Handler: h, Logger: f.log}
+	cfg := &f.cfg
+	hs := &http.Server{
+		Handler:           stallTimeouts(h, cfg.BodyTimeout.Duration, cfg.WriteTimeout.Duration),
+		ReadHeaderTimeout: cfg.HeaderTimeout.Duration,
+		IdleTimeout:       cfg.IdleTimeout.Duration,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ConnState:         connState,
+		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
+	}
+	if httpL != nil && cfg.MaxConns > 0 {
+		httpL = newLimitListener(httpL, cfg.MaxConns, f.log)
+	}
+	fs := &fastcgi.Server{Handler: h, Logger: f.log, MaxConns: cfg.MaxFastCGIConns,
+		IdleTimeout: cfg.IdleTimeout.Duration, ParamsTimeout: cfg.HeaderTimeout.Duration}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	if httpL != nil {

@@ -67,7 +67,9 @@ type conn struct {
 	draining   bool // no further requests: closing after a !KEEP_CONN one
 	refs       int  // reader + running handlers
 
-	closed atomic.Bool
+	closed   atomic.Bool
+	active   atomic.Int64 // unix ns of the last request's end (or accept)
+	deadline time.Time    // the read deadline set; reader and c.mu
 }
 
 func (c *conn) logger() *slog.Logger { return c.srv.logger() }
@@ -91,6 +93,7 @@ func (c *conn) readLoop() error {
 				return nil
 			}
 			c.atBoundary = true
+			c.setDeadlineLocked()
 			c.mu.Unlock()
 		}
 		_, err := io.ReadFull(c.br, c.hdr[:])
@@ -140,6 +143,37 @@ func (c *conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+// setDeadlineLocked bounds the wait for the next record while no request
+// runs: IdleTimeout with none in flight, the oldest request's
+// ParamsTimeout while all are still sending params; a running request
+// lifts the bound (its handler decides how long it takes).
+func (c *conn) setDeadlineLocked() {
+	if c.draining {
+		return // startDrain's linger bound stands
+	}
+	var d time.Time
+	if len(c.reqs) == 0 {
+		if c.srv.IdleTimeout > 0 {
+			d = time.Now().Add(c.srv.IdleTimeout)
+		}
+	} else if c.srv.ParamsTimeout > 0 {
+		for _, r := range c.reqs {
+			if r.started {
+				d = time.Time{}
+				break
+			}
+			if t := r.begun.Add(c.srv.ParamsTimeout); d.IsZero() || t.Before(d) {
+				d = t
+			}
+		}
+	}
+	if d.IsZero() && c.deadline.IsZero() {
+		return
+	}
+	c.deadline = d
+	_ = c.rwc.SetReadDeadline(d)
 }
 
 func truncated(err error, what string) error {
@@ -203,7 +237,7 @@ func (c *conn) onBegin(id uint16, n int) error {
 		}
 	}
 	if status < 0 {
-		req := &request{c: c, id: id, keepConn: keep}
+		req := &request{c: c, id: id, keepConn: keep, begun: time.Now()}
 		req.body.init()
 		req.resp.req = req
 		c.reqs[id] = req
@@ -487,6 +521,13 @@ func (c *conn) serveRequest(req *request, hr *http.Request) {
 	c.mu.Lock()
 	delete(c.reqs, req.id)
 	last := len(c.reqs) == 0
+	if last {
+		c.active.Store(time.Now().UnixNano())
+		if req.keepConn {
+			// The reader may be blocked without a bound: idle from now.
+			c.setDeadlineLocked()
+		}
+	}
 	c.mu.Unlock()
 
 	if abort {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // request is the per-request state. It is allocated per request and never
@@ -20,6 +21,7 @@ type request struct {
 	c        *conn
 	id       uint16
 	keepConn bool
+	begun    time.Time // BEGIN_REQUEST's arrival
 
 	// Owned by the connection's reader goroutine.
 	paramsp *[]byte

@@ -26,11 +26,23 @@ type Server struct {
 	// Handler to invoke; http.DefaultServeMux if nil.
 	Handler http.Handler
 
-	// MaxConns limits concurrent transport connections; at the limit
-	// Serve stops accepting, leaving new connections in the listen
-	// backlog. Zero means no limit. Reported as FCGI_MAX_CONNS
-	// (math.MaxInt32 when unlimited).
+	// MaxConns limits concurrent transport connections. At the limit
+	// Serve closes the least recently active idle connection (no request
+	// in flight) to make room, and only when none is idle stops
+	// accepting, leaving new connections in the listen backlog. Zero
+	// means no limit. Reported as FCGI_MAX_CONNS (math.MaxInt32 when
+	// unlimited).
 	MaxConns int
+
+	// IdleTimeout closes a connection that has no request in flight for
+	// this long (before its first request, or between kept-alive ones).
+	// Zero means no timeout.
+	IdleTimeout time.Duration
+
+	// ParamsTimeout bounds the time from BEGIN_REQUEST to the end of the
+	// request's PARAMS stream while no other request of the connection
+	// runs. Zero means no timeout.
+	ParamsTimeout time.Duration
 
 	// MaxRequestsPerConn limits requests in flight at once on one
 	// connection (multiplexing); zero means DefaultMaxRequestsPerConn.
@@ -142,10 +154,8 @@ func (s *Server) Serve(l net.Listener) error {
 	var delay time.Duration
 	for {
 		if s.sem != nil {
-			select {
-			case s.sem <- struct{}{}:
-			case <-s.done:
-				return http.ErrServerClosed
+			if err := s.takeSlot(); err != nil {
+				return err
 			}
 		}
 		rwc, err := l.Accept()
@@ -199,8 +209,58 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 		reqs:    make(map[uint16]*request),
 		refs:    1,
 	}
+	c.active.Store(time.Now().UnixNano())
 	s.conns[c] = struct{}{}
 	return c
+}
+
+// takeSlot takes a connection slot, closing idle connections at the
+// limit so that silent clients cannot hold every slot.
+func (s *Server) takeSlot() error {
+	for {
+		select {
+		case s.sem <- struct{}{}:
+			return nil
+		case <-s.done:
+			return http.ErrServerClosed
+		default:
+		}
+		s.evictIdle()
+		// The evicted connection frees its slot when its reader exits;
+		// without one to evict, retry as connections go idle.
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case s.sem <- struct{}{}:
+			t.Stop()
+			return nil
+		case <-s.done:
+			t.Stop()
+			return http.ErrServerClosed
+		case <-t.C:
+		}
+	}
+}
+
+// evictIdle closes the least recently active idle connection, if any.
+func (s *Server) evictIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var oldest *conn
+	var when int64
+	for c := range s.conns {
+		if c.closed.Load() {
+			continue
+		}
+		c.mu.Lock()
+		idle := c.atBoundary && len(c.reqs) == 0
+		c.mu.Unlock()
+		if idle && (oldest == nil || c.active.Load() < when) {
+			oldest, when = c, c.active.Load()
+		}
+	}
+	if oldest != nil {
+		oldest.closeIfIdle()
+	}
 }
 
 func (s *Server) releaseSlot() {

@@ -671,23 +671,75 @@ func TestUnixListenerAndMaxConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := serveOn(t, l, echoHandler(), func(s *Server) { s.MaxConns = 1 })
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			<-release
+		}
+		echoHandler().ServeHTTP(w, r)
+	})
+	ts := serveOn(t, l, h, func(s *Server) { s.MaxConns = 1 })
 	c1 := dialClient(t, "unix", path)
 	if resp := c1.do(1, true, reqParams("GET", "/"), nil); resp.status != 200 {
 		t.Fatal(resp.status)
 	}
-	// The second connection waits in the backlog while the first is open.
+	// At the limit an idle connection makes room for a new one.
 	c2 := dialClient(t, "unix", path)
-	c2.write(encodeRequest(nil, 1, true, reqParams("GET", "/"), nil))
-	c2.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, err := c2.readRecord(); err == nil {
-		t.Fatal("second connection served beyond MaxConns")
+	if resp := c2.do(1, true, reqParams("GET", "/"), nil); resp.status != 200 {
+		t.Fatal(resp.status)
 	}
-	c1.conn.Close()
-	if resp := c2.readResponse(1); resp.status != 200 {
+	c1.expectClosed()
+	// A busy one does not: the third connection waits in the backlog.
+	c2.write(encodeRequest(nil, 2, true, reqParams("GET", "/block"), nil))
+	c3 := dialClient(t, "unix", path)
+	c3.write(encodeRequest(nil, 1, true, reqParams("GET", "/"), nil))
+	c3.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := c3.readRecord(); err == nil {
+		t.Fatal("third connection served while the only slot was busy")
+	}
+	c3.conn.SetReadDeadline(time.Time{})
+	close(release)
+	if resp := c2.readResponse(2); resp.status != 200 {
+		t.Fatal(resp.status)
+	}
+	if resp := c3.readResponse(1); resp.status != 200 {
 		t.Fatal(resp.status)
 	}
 	_ = ts
+}
+
+// TestIdleAndParamsTimeouts: a connection that sends nothing, one idle
+// after a request, and one stuck inside its params are all closed; one
+// whose request runs longer than the timeouts is not.
+func TestIdleAndParamsTimeouts(t *testing.T) {
+	const d = 300 * time.Millisecond
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		echoHandler().ServeHTTP(w, r)
+	})
+	ts := startServer(t, h, func(s *Server) { s.IdleTimeout, s.ParamsTimeout = d, d })
+	silent := ts.dial(t)
+	used := ts.dial(t)
+	if resp := used.do(1, true, reqParams("GET", "/"), nil); resp.status != 200 {
+		t.Fatal(resp.status)
+	}
+	stuck := ts.dial(t)
+	stuck.send(typeBeginRequest, 1, beginBody(roleResponder, true))
+	stuck.send(typeParams, 1, encodePairs("REQUEST_METHOD", "GET"))
+	busy := ts.dial(t)
+	busy.write(encodeRequest(nil, 1, true, reqParams("GET", "/slow"), nil))
+	for _, c := range []*tclient{silent, used, stuck} {
+		c.expectClosed()
+	}
+	time.Sleep(2 * d) // busy outlives the timeouts
+	close(release)
+	if resp := busy.readResponse(1); resp.status != 200 {
+		t.Fatal(resp.status)
+	}
+	busy.expectClosed() // idle again: the timeout runs from the end of the request
 }
 
 func TestRequestMatchesCGI(t *testing.T) {

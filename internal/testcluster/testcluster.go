@@ -294,3 +294,16 @@ func FerretDB(t testing.TB) string {
 	})
 	return "mongodb://" + addr
 }
+
+// Pid is the process's id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// OpenFDs counts the open file descriptors of process pid.
+func OpenFDs(t testing.TB, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
