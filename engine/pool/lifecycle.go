@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -96,6 +95,9 @@ func (p *Pool) start(s *slave) {
 	done := make(chan struct{}, 2)
 	go p.capture(s, "stdout", outR, done)
 	go p.capture(s, "stderr", errR, done)
+	// What the slave forked goes with it, whether it was killed or left
+	// on its own (idle exit, terminate).
+	waitThenKillGroup(cmd.Process.Pid)
 	err = cmd.Wait()
 	// What it answered before it died may still be in its socket: read it
 	// to the end first, or a job whose answer is there would run again.
@@ -140,15 +142,12 @@ func (p *Pool) startError(s *slave, err error) {
 
 func (p *Pool) capture(s *slave, stream string, r io.ReadCloser, done chan<- struct{}) {
 	defer func() { r.Close(); done <- struct{}{} }()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for sc.Scan() {
-		line := sc.Text()
+	readLines(r, MaxLogLine, func(line string) {
 		s.tail.add(line)
 		if p.cfg.OnLog != nil {
 			p.cfg.OnLog(storage.LogLine{Time: time.Now(), App: p.cfg.App, Slave: s.id, Stream: stream, Text: line})
 		}
-	}
+	})
 }
 
 // accept takes slave connections; the handshake says which slave it is.

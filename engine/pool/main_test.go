@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,35 @@ func serveTestSlave() {
 			}
 		}
 		return nil
+	})
+	gslave.HandleFunc("print", func(ctx context.Context, req *gslave.Request, w *gslave.Response) error {
+		// The body says what to print: "long:N" for one line of N bytes.
+		b, _ := req.ReadAll()
+		line := string(b)
+		if n, ok := strings.CutPrefix(line, "long:"); ok {
+			size, _ := strconv.Atoi(n)
+			line = strings.Repeat("é", size/2)
+		}
+		if _, err := fmt.Println(line); err != nil {
+			return err
+		}
+		_, err := w.Write([]byte("printed"))
+		return err
+	})
+	gslave.HandleFunc("fork", func(ctx context.Context, req *gslave.Request, w *gslave.Response) error {
+		// Starts N children that outlive this handler and answers their pids.
+		b, _ := req.ReadAll()
+		n, _ := strconv.Atoi(string(b))
+		var pids []string
+		for range n {
+			c := exec.Command("sleep", "3600")
+			if err := c.Start(); err != nil {
+				return err
+			}
+			pids = append(pids, strconv.Itoa(c.Process.Pid))
+		}
+		_, err := w.Write([]byte(strings.Join(pids, " ")))
+		return err
 	})
 	gslave.HandleFunc("fail", func(ctx context.Context, req *gslave.Request, w *gslave.Response) error {
 		return fmt.Errorf("handler says no")
