@@ -38,8 +38,8 @@ func (a *App) Submit(event string, j *pool.Job) error {
 	if !ok {
 		return wire.Errorf(wire.CodeNotFound, "app %s has no native-server driver %q", a.Name, event)
 	}
-	if a.pool == nil {
-		return wire.Errorf(wire.CodeServer, "app %s is broken: %s", a.Name, a.broken)
+	if a.broken != "" {
+		return a.brokenErr()
 	}
 	j.Event = emit
 	return a.pool.Submit(j)
@@ -47,10 +47,16 @@ func (a *App) Submit(event string, j *pool.Job) error {
 
 // submitJob queues a job already routed (its Event is the emit).
 func (a *App) submitJob(j *pool.Job) error {
-	if a.pool == nil {
-		return wire.Errorf(wire.CodeServer, "app %s is broken: %s", a.Name, a.broken)
+	if a.broken != "" {
+		return a.brokenErr()
 	}
 	return a.pool.Submit(j)
+}
+
+// brokenErr is 503, not 500: the app is not available here now, and a
+// dealer may find a node where it is healthy.
+func (a *App) brokenErr() error {
+	return wire.Errorf(wire.CodeUnavailable, "app %s is broken: %s", a.Name, a.broken)
 }
 
 // Info describes the app for announces.
@@ -59,7 +65,7 @@ func (a *App) Info() wire.AppInfo {
 	for name, d := range a.drivers {
 		in.Drivers[name] = d.Info()
 	}
-	if a.pool == nil {
+	if a.broken != "" {
 		in.State, in.Reason = string(pool.StateBroken), a.broken
 		return in
 	}
@@ -156,7 +162,12 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 		return nil, fmt.Errorf("app %s: %w", name, err)
 	}
 	a.pool = p
-	n.startDrivers(a, log)
+	if err := n.startDrivers(a, log); err != nil {
+		// The app does not run as its manifest declares; another node
+		// may be able to (a port free there).
+		a.broken = err.Error()
+		n.crash(pool.Crash{App: name, Time: time.Now(), Reason: "driver failed", Status: "not started", Output: []string{a.broken}})
+	}
 	log.Info("app started", "version", a.Version, "type", m.Type, "drivers", len(m.Drivers))
 	return a, nil
 }
@@ -169,7 +180,9 @@ func shortName(name string) string {
 	return name
 }
 
-func (n *Node) startDrivers(a *App, log *slog.Logger) {
+// startDrivers starts the app's drivers and reports the first that failed.
+func (n *Node) startDrivers(a *App, log *slog.Logger) error {
+	var first error
 	for name, md := range a.Manifest.Drivers {
 		d, err := drivers.New(md, drivers.Env{App: a.Name, Spool: a.dir, Target: poolTarget{a}, Logger: log.With("driver", name)})
 		if err == nil {
@@ -178,9 +191,13 @@ func (n *Node) startDrivers(a *App, log *slog.Logger) {
 		if err != nil {
 			log.Error("driver failed to start", "driver", name, "err", err)
 			d = failedDriver{md, err}
+			if first == nil {
+				first = fmt.Errorf("driver %s: %w", name, err)
+			}
 		}
 		a.drivers[name] = d
 	}
+	return first
 }
 
 // poolTarget sends driver jobs to the app's pool.

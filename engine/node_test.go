@@ -233,7 +233,7 @@ func TestBrokenBuildIsReportedWithCrashLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = n.call(t, "bad", "x", "", wire.Policy{})
-	wantCode(t, err, wire.CodeServer)
+	wantCode(t, err, wire.CodeUnavailable)
 	info := n.Info()
 	if a := info.Apps["bad"]; a.State != "broken" || !strings.Contains(a.Reason, "go build failed") {
 		t.Fatalf("broken app info: %+v", a)

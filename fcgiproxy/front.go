@@ -33,6 +33,7 @@ type Sender interface {
 	Send(app, event string, body []byte, p wire.Policy) (*gateway.Response, error)
 	Open(app, event string, first []byte, p wire.Policy) (*gateway.Response, error)
 	Payload(app, event string) string
+	Broken(app string) string
 }
 
 // Front is the http.Handler that carries requests to apps.
@@ -158,6 +159,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind := f.dealer.Payload(t.app, t.event)
+	if kind == "" {
+		if why := f.dealer.Broken(t.app); why != "" {
+			// Not available here now: 503 with the reason, at once.
+			writeError(w, wire.Errorf(wire.CodeUnavailable, "app %s is broken: %s", t.app, why))
+			return
+		}
+	}
 	if kind == "" && p.FailFast {
 		// Nobody serves it and the client asked for no wait: say so before
 		// reading a byte of the body.

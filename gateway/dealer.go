@@ -253,6 +253,10 @@ func (d *Dealer) Payload(app, event string) string {
 	return ""
 }
 
+// Broken says why app is broken on a live node that has it; "" when no
+// live node reports it broken.
+func (d *Dealer) Broken(app string) string { return d.table.broken(app) }
+
 // Send sends a request for APP/EVENT with its whole body. Policy.Deadline,
 // when set, bounds the whole request, waiting for a node included;
 // without one, a request for an app no node serves fails at once with 404.

@@ -507,6 +507,14 @@ func (r *Response) next() {
 			}
 		}
 		if len(fresh) == 0 {
+			if rt == nil {
+				// Broken wherever it is deployed: say why at once rather
+				// than wait for a deadline or call it missing.
+				if why := r.d.table.broken(r.app); why != "" {
+					r.fail(wire.CodeUnavailable, "app "+r.app+" is broken: "+why)
+					return
+				}
+			}
 			// Wait for a node only when the caller gave a deadline it wants
 			// waited for; a refusal everywhere is otherwise a prompt answer.
 			if r.p.Deadline.IsZero() || r.p.FailFast {

@@ -232,6 +232,23 @@ func (t *table) kill(endpoint string) bool {
 	return true
 }
 
+// broken returns why app is broken on a live node that has it, or ""
+// when no live node reports it broken.
+func (t *table) broken(app string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		a, ok := n.info.Apps[app]
+		dead := n.isDead
+		n.mu.Unlock()
+		if ok && !dead && a.State == "broken" {
+			return a.Reason
+		}
+	}
+	return ""
+}
+
 // live returns the info of every live node.
 func (t *table) live() []wire.NodeInfo {
 	t.mu.Lock()

@@ -467,7 +467,7 @@ func (p *Pool) startFailed(reason string) {
 	for e := p.queue.Front(); e != nil; e = p.queue.Front() {
 		j := p.queue.Remove(e).(*Job)
 		p.stats.Failed++
-		outs = append(outs, j.finish(wire.CodeServer, "app is broken: "+p.reason))
+		outs = append(outs, j.finish(wire.CodeUnavailable, "app is broken: "+p.reason))
 	}
 	go deliver(outs)
 }

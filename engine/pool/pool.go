@@ -164,7 +164,9 @@ func (p *Pool) Submit(j *Job) error {
 	var err *wire.Error
 	switch {
 	case p.state == StateBroken:
-		err = wire.Errorf(wire.CodeServer, "app is broken: %s", p.reason)
+		// Not available here now: a dealer tries a node where the app
+		// may be healthy.
+		err = wire.Errorf(wire.CodeUnavailable, "app is broken: %s", p.reason)
 	case p.state != StateRunning:
 		err = wire.Errorf(wire.CodeUnavailable, "app is %s", p.state)
 	case !j.Deadline.IsZero() && !time.Now().Before(j.Deadline):
