@@ -23,6 +23,10 @@ func (n *Node) announce(ctx context.Context) {
 	}
 	defer pub.Close()
 	_ = pub.SetLinger(0)
+	if err := n.cfg.Security.Server(pub); err != nil {
+		n.log.Error("announce socket", "err", err)
+		return
+	}
 	if err := pub.Bind(n.cfg.Announce); err != nil {
 		n.log.Error("announce bind", "endpoint", n.cfg.Announce, "err", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/engine/archive"
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 )
 
 // Duration is a time.Duration written as a string in TOML ("30s").
@@ -47,6 +48,9 @@ type Config struct {
 	Package PackageConfig `toml:"package"`
 	// Sandbox configures the language sandboxes.
 	Sandbox SandboxConfig `toml:"sandbox"`
+	// Security bounds ZeroMQ messages and authenticates dealers (CURVE
+	// with the cluster key) on the listen and announce endpoints.
+	Security zmqsec.Config `toml:"security"`
 }
 
 // MulticastConfig configures the node's discovery beacons.
@@ -118,6 +122,7 @@ func (c *Config) Default() {
 	if c.Advertise == "" {
 		c.Advertise = advertise(c.Listen)
 	}
+	c.Security.Default()
 }
 
 // advertise replaces a wildcard host by the hostname.
@@ -153,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Package.MaxBytes < 0 || c.Package.MaxFiles < 0 || c.Package.MaxFileBytes < 0 {
 		errs = append(errs, fmt.Errorf("package: limits must be positive"))
+	}
+	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

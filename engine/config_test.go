@@ -1,14 +1,27 @@
 package engine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 )
 
 func TestShippedConfigLoads(t *testing.T) {
+	// Secure by default: no cluster key, no start.
+	t.Setenv(zmqsec.EnvSecret, "")
+	if _, err := LoadConfig("../configs/engine.toml"); !errors.Is(err, zmqsec.ErrNoKey) {
+		t.Fatalf("without a cluster key: %v, want %v", err, zmqsec.ErrNoKey)
+	}
+	_, secret, err := zmqsec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(zmqsec.EnvSecret, secret)
 	c, err := LoadConfig("../configs/engine.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +49,7 @@ func TestConfigRejectsUnknownAndInvalid(t *testing.T) {
 			t.Fatalf("want a problem with %s, got %v", want, err)
 		}
 	}
-	c, err := LoadConfig(write("announce-interval = \"250ms\"\nlisten = \"tcp://*:7000\"\n"))
+	c, err := LoadConfig(write("announce-interval = \"250ms\"\nlisten = \"tcp://*:7000\"\n[security]\ninsecure = true\n"))
 	if err != nil || c.AnnounceInterval.Duration != 250*time.Millisecond || strings.Contains(c.Advertise, "*") {
 		t.Fatalf("durations and advertise: %+v %v", c, err)
 	}

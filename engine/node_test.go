@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
+
 	"bytes"
 	"context"
 	"errors"
@@ -47,6 +49,7 @@ func startNode(t testing.TB) *testNode {
 		AnnounceInterval:  Duration{Duration: 100 * time.Millisecond},
 		ReconcileInterval: Duration{Duration: 200 * time.Millisecond},
 		DataDir:           data,
+		Security:          zmqsec.Config{Insecure: true},
 	}
 	n, err := New(cfg, st, nil)
 	if err != nil {

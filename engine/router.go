@@ -33,6 +33,10 @@ func newRouter(n *Node) (*router, error) {
 	_ = sock.SetLinger(0)
 	_ = sock.SetSndhwm(100000)
 	_ = sock.SetRcvhwm(100000)
+	if err := n.cfg.Security.Server(sock); err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("engine: router socket: %w", err)
+	}
 	if err := sock.Bind(n.cfg.Listen); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("engine: bind %s: %w", n.cfg.Listen, err)

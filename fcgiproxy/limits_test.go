@@ -39,6 +39,8 @@ idle-timeout = "6s"
 header-timeout = "6s"
 [api]
 storage = "off"
+[security]
+insecure = true # cocaine dev's engine is insecure
 `, n.Announce, httpAddr, fcgiAddr, httpCap, fcgiCap)), 0o600); err != nil {
 		t.Fatal(err)
 	}

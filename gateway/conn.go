@@ -4,6 +4,8 @@
 package gateway
 
 import (
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -62,10 +64,11 @@ type Conn struct {
 // Dial connects to a node endpoint such as tcp://127.0.0.1:5000. ZeroMQ
 // connects in the background: a node that is not up yet is reached once
 // it is.
-func Dial(endpoint string) (*Conn, error) { return dial(endpoint, nil) }
+func Dial(endpoint string) (*Conn, error) { return dial(endpoint, nil, nil) }
 
-// dial is Dial that also calls gone whenever the connection drops.
-func dial(endpoint string, gone func()) (*Conn, error) {
+// dial is Dial with security settings (nil: none) that also calls gone
+// whenever the connection drops.
+func dial(endpoint string, sec *zmqsec.Config, gone func()) (*Conn, error) {
 	sock, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
 		return nil, err
@@ -73,6 +76,10 @@ func dial(endpoint string, gone func()) (*Conn, error) {
 	_ = sock.SetLinger(0)
 	_ = sock.SetSndhwm(100000)
 	_ = sock.SetRcvhwm(100000)
+	if err := sec.Client(sock); err != nil {
+		sock.Close()
+		return nil, err
+	}
 	if err := sock.Connect(endpoint); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("gateway: connect %s: %w", endpoint, err)

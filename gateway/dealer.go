@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +40,9 @@ type Config struct {
 	// Local, when set, is an engine in this process: requests the
 	// balancer sends to its node go to it directly, not over ZeroMQ.
 	Local Local
+	// Security for the sockets to engines (message bound, CURVE); nil:
+	// no CURVE and the default bound.
+	Security *zmqsec.Config
 }
 
 // Dealer routes requests to live nodes and never loses one: every request
@@ -90,7 +95,7 @@ func New(cfg Config) (*Dealer, error) {
 			return nil, fmt.Errorf("app %s: %w", app, err)
 		}
 	}
-	d.table = newTable()
+	d.table = newTable(cfg.Security)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	sub, err := zmq.NewSocket(zmq.SUB)
@@ -99,6 +104,11 @@ func New(cfg Config) (*Dealer, error) {
 		return nil, err
 	}
 	_ = sub.SetLinger(0)
+	if err := cfg.Security.Client(sub); err != nil {
+		cancel()
+		sub.Close()
+		return nil, err
+	}
 	_ = sub.SetSubscribe("")
 	d.wg.Add(1)
 	go d.subscribe(ctx, sub)

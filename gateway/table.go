@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
+
 	"math"
 	"sort"
 	"strings"
@@ -76,10 +78,10 @@ type table struct {
 	routes  atomic.Pointer[map[string]*route]
 }
 
-func newTable() *table {
+func newTable(sec *zmqsec.Config) *table {
 	t := &table{nodes: map[string]*node{}, changed: make(chan struct{})}
 	t.dial = func(endpoint string) (*Conn, error) {
-		return dial(endpoint, func() {
+		return dial(endpoint, sec, func() {
 			// Announces bring a node that only lost its connection back.
 			t.kill(endpoint)
 		})

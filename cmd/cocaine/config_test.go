@@ -1,14 +1,27 @@
 package main
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 
 	"github.com/cocaine-cloud/cocaine/internal/testcluster"
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 )
 
 func TestShippedGatewayConfigLoads(t *testing.T) {
-	c, err := loadGatewayConfig(filepath.Join(testcluster.Root(), "configs", "gateway.toml"))
+	path := filepath.Join(testcluster.Root(), "configs", "gateway.toml")
+	// Secure by default: no cluster key, no start.
+	t.Setenv(zmqsec.EnvSecret, "")
+	if _, err := loadGatewayConfig(path); !errors.Is(err, zmqsec.ErrNoKey) {
+		t.Fatalf("without a cluster key: %v, want %v", err, zmqsec.ErrNoKey)
+	}
+	_, secret, err := zmqsec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(zmqsec.EnvSecret, secret)
+	c, err := loadGatewayConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}

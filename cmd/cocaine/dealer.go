@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
+
 	"context"
 	"log/slog"
 	"strings"
@@ -25,6 +27,15 @@ func cliDealer(specs string, wait time.Duration) (*gateway.Dealer, error) {
 		return nil, err
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	// A secure cluster's key comes from the environment; without one the
+	// CLI talks to insecure nodes (cocaine dev).
+	var sec zmqsec.Config
+	sec.Default()
+	sec.Insecure = sec.CurveSecret == ""
+	if err := sec.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Security = &sec
 	d, err := gateway.New(cfg)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/cocaine-cloud/cocaine/fcgiproxy"
 	"github.com/cocaine-cloud/cocaine/gateway"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 	"github.com/cocaine-cloud/cocaine/storage"
 	"github.com/cocaine-cloud/cocaine/storage/files"
 )
@@ -56,6 +57,8 @@ func runDev(args []string) int {
 	defer st.Close()
 	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs, AnnounceInterval: engine.Duration{Duration: *interval},
 		Multicast: engine.MulticastConfig{Enabled: *mcast != "", Group: *mcast}}
+	// One machine, one process: no cluster key to hand around.
+	cfg.Security.Insecure = true
 	node, err := engine.New(cfg, st, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
@@ -71,6 +74,8 @@ func runDev(args []string) int {
 		Dealer: gateway.FileConfig{Discovery: []string{"static:" + *announce}}}
 	gw.Dealer.Default()
 	gw.Front.Default()
+	gw.Security = zmqsec.Config{Insecure: true}
+	gw.Security.Default()
 	if err := devAPI(ctx, &gw.API, st, node, abs); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure

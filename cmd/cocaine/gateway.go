@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/cocaine-cloud/cocaine/internal/tomlconf"
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 
 	"github.com/cocaine-cloud/cocaine/fcgiproxy"
 	"github.com/cocaine-cloud/cocaine/gateway"
@@ -17,6 +18,9 @@ type gatewayConfig struct {
 	Dealer gateway.FileConfig `toml:"dealer"`
 	Front  fcgiproxy.Config   `toml:"front"`
 	API    apiConfig          `toml:"api"` // the REST API (app_api.go)
+	// Security of the dealer's sockets to engines: the same [security]
+	// as the engines' configs (cluster key, message bound).
+	Security zmqsec.Config `toml:"security"`
 }
 
 func loadGatewayConfig(path string) (*gatewayConfig, error) {
@@ -30,6 +34,10 @@ func loadGatewayConfig(path string) (*gatewayConfig, error) {
 	}
 	c.Dealer.Default()
 	c.Front.Default()
+	c.Security.Default()
+	if err := c.Security.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	if err := c.Dealer.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: dealer: %w", path, err)
 	}
@@ -70,6 +78,7 @@ func serveFront(ctx context.Context, cfg *gatewayConfig, log *slog.Logger, local
 	}
 	dcfg.Logger = log
 	dcfg.Local = local
+	dcfg.Security = &cfg.Security
 	d, err := gateway.New(dcfg)
 	if err != nil {
 		return err

@@ -20,9 +20,10 @@ var commands = map[string]command{
 	"info":    {runInfo, "show the nodes, apps, pools and queues"},
 	"app":     {runApp, "manage apps through the REST API: upload, list, info, logs, ... (app -h)"},
 	"version": {runVersion, "print the version, commit, and the runtimes and Go SDK inside"},
+	"keygen":  {runKeygen, "make a cluster key for the [security] section of engine and gateway configs"},
 }
 
-var order = []string{"dev", "engine", "gateway", "call", "info", "app", "version"}
+var order = []string{"dev", "engine", "gateway", "call", "info", "app", "version", "keygen"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: cocaine COMMAND [flags]\n\ncommands:\n")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/internal/testcluster"
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 )
 
 // TestTwoEnginesShareMongoDB: two engines and a gateway as separate
@@ -21,6 +22,12 @@ import (
 func TestTwoEnginesShareMongoDB(t *testing.T) {
 	uri := testcluster.FerretDB(t) + "/cocaine"
 	dir := t.TempDir()
+	// The cluster is secure: every engine and the gateway hold one key.
+	_, secret, err := zmqsec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	security := fmt.Sprintf("[security]\ncurve-secret = %q\n", secret)
 	var announces []string
 	for i := range 2 {
 		data, err := os.MkdirTemp("", "eng") // short: app sockets live under it
@@ -38,7 +45,7 @@ announce-interval = "200ms"
 reconcile-interval = "300ms"
 storage = %q
 data-dir = %q
-`, listen, announce, uri, data)), 0o644)
+%s`, listen, announce, uri, data, security)), 0o600)
 		testcluster.Start(t, "engine", "-c", cfg)
 	}
 	front := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
@@ -51,7 +58,7 @@ fastcgi = ""
 [api]
 storage = %q
 tokens = ["shared-secret"]
-`, strings.Join(announces, ","), front, uri)), 0o644)
+%s`, strings.Join(announces, ","), front, uri, security)), 0o600)
 	testcluster.Start(t, "gateway", "-c", gwcfg)
 	api := "http://" + front
 	testcluster.Eventually(t, 30*time.Second, "the gateway's API", func() bool {
@@ -69,7 +76,9 @@ tokens = ["shared-secret"]
 	}
 	// Both engines run it: the dealer's view through `cocaine info`.
 	testcluster.Eventually(t, 120*time.Second, "the app running on both engines", func() bool {
-		out, err := exec.Command(testcluster.Binary(t), "info", "--json", "--discovery", "static:"+strings.Join(announces, ",")).Output()
+		cmd := exec.Command(testcluster.Binary(t), "info", "--json", "--discovery", "static:"+strings.Join(announces, ","))
+		cmd.Env = append(os.Environ(), zmqsec.EnvSecret+"="+secret)
+		out, err := cmd.Output()
 		if err != nil {
 			return false
 		}
