@@ -181,6 +181,8 @@ tokens = ["a", "b"]
 max-upload = 1024
 keep-versions = 3
 private-reads = true
+[security]
+insecure = true
 `), 0o644)
 	cfg, err := loadGatewayConfig(path)
 	if err != nil {
