@@ -75,8 +75,8 @@ type Storage interface {
 	List(ctx context.Context, ns, prefix string) ([]string, error)
 	Remove(ctx context.Context, ns, key string) error
 
-	// AppendLog adds lines to app's log. Backends bound the log (by count
-	// and age); the oldest lines go first. app must be a ValidName.
+	// AppendLog adds lines to app's log. Backends bound the log (by count,
+	// age and, where they can, bytes); the oldest lines go first. app must be a ValidName.
 	AppendLog(ctx context.Context, app string, lines []LogLine) error
 	// ReadLog returns up to limit lines of app's log, oldest first, with
 	// Time after since. limit <= 0 means all that are kept. An app with no
@@ -86,6 +86,14 @@ type Storage interface {
 	RemoveLog(ctx context.Context, app string) error
 
 	Close() error
+}
+
+// LogWatcher is implemented by backends that can tell when an app's log
+// grows, so that a follower waits for it instead of polling.
+type LogWatcher interface {
+	// LogChanged returns a channel closed when lines may have been
+	// appended to app's log after the call (it may close without any).
+	LogChanged(app string) (<-chan struct{}, error)
 }
 
 // Opener opens a backend from its URI.

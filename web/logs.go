@@ -65,8 +65,14 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	s.follow(r.Context(), w, enc, name, t)
 }
 
-// follow polls storage for lines newer than t has sent until the client
-// leaves, the server closes or the app is removed.
+// followSafety is how often a follower whose storage notifies it of new
+// lines reads anyway, to notice an app removed elsewhere.
+const followSafety = 5 * time.Second
+
+// follow sends lines newer than t has sent until the client leaves, the
+// server closes or the app is removed. It waits for the storage to say
+// the log changed where the storage can (files), else polls; each read
+// asks only for lines after the last sent, which costs what they weigh.
 func (s *Server) follow(ctx context.Context, w http.ResponseWriter, enc *json.Encoder, name string, t *tail) {
 	rc := http.NewResponseController(w)
 	// Headers and the first batch go out now: a follower must see that
@@ -74,16 +80,26 @@ func (s *Server) follow(ctx context.Context, w http.ResponseWriter, enc *json.En
 	if rc.Flush() != nil {
 		return
 	}
-	tick := time.NewTicker(s.cfg.FollowPoll)
+	poll := s.cfg.FollowPoll
+	if s.store.LogChanged(name) != nil {
+		poll = followSafety
+	}
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
+	// Taken before each read, so a line appended after the read wakes
+	// the next wait; closed at first, so the first read is at once (lines
+	// may have come since the handler's read).
+	changed := closedChan
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.done:
 			return
+		case <-changed:
 		case <-tick.C:
 		}
+		changed = s.store.LogChanged(name)
 		lines, err := s.store.Logs(ctx, name, t.since(), 0)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -105,6 +121,8 @@ func (s *Server) follow(ctx context.Context, w http.ResponseWriter, enc *json.En
 		}
 	}
 }
+
+var closedChan <-chan struct{} = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // tail remembers where a followed log is. Storage filters lines by time
 // (strictly after since), and several lines may share a timestamp, some

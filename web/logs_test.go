@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/storage"
+	"github.com/cocaine-cloud/cocaine/storage/files"
 	"github.com/cocaine-cloud/cocaine/web"
 )
 
@@ -169,5 +171,42 @@ func TestCloseEndsFollows(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("follow did not end when the API closed")
+	}
+}
+
+// TestFollowWaitsForNotification: with file storage a follower is woken by
+// the append, also one made by another process's store (seen through the
+// file system), not by polling: the poll interval here is an hour.
+func TestFollowWaitsForNotification(t *testing.T) {
+	e := newEnv(t, web.Config{FollowPoll: time.Hour})
+	uploadVersion(t, e, "app", "v1", http.StatusCreated)
+	other, err := files.Open(e.st.(*files.Store).Dir(), files.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/v1/apps/app/logs?follow=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for i, st := range []storage.Storage{e.st, other} {
+		text := fmt.Sprintf("line %d", i)
+		if err := st.AppendLog(ctx, "app", []storage.LogLine{{Time: time.Now(), App: "app", Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+		if !sc.Scan() {
+			t.Fatalf("stream ended before %q: %v", text, sc.Err())
+		}
+		var l storage.LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Text != text {
+			t.Fatalf("got %s, want %q", sc.Bytes(), text)
+		}
 	}
 }

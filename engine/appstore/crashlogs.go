@@ -100,6 +100,20 @@ func (s *Store) Logs(ctx context.Context, name string, since time.Time, limit in
 	return lines, nil
 }
 
+// LogChanged returns a channel closed when app name's log may have grown,
+// or nil when the storage cannot tell (the caller polls then).
+func (s *Store) LogChanged(name string) <-chan struct{} {
+	w, ok := s.st.(storage.LogWatcher)
+	if !ok || checkName(name) != nil {
+		return nil
+	}
+	ch, err := w.LogChanged(name)
+	if err != nil {
+		return nil
+	}
+	return ch
+}
+
 // Exists reports whether app name is stored.
 func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
 	if err := checkName(name); err != nil {

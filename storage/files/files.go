@@ -8,7 +8,7 @@
 // Layout under the root directory:
 //
 //	<ns>/<key>       one file per object: header (meta) + blob, see objects.go
-//	_logs/<app>.log  one JSON-lines file per app, see logs.go
+//	_logs/<app>.log  the JSON-lines log of each app (and <app>.log.1 before it), see logs.go
 //	*/.tmp-*         writes in progress; left over only by a crash
 //
 // Valid names never start with '_' or '.', so neither the log directory nor
@@ -20,6 +20,8 @@
 package files
 
 import (
+	"github.com/fsnotify/fsnotify"
+
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +40,7 @@ import (
 const (
 	DefaultMaxLogLines = 10000
 	DefaultMaxLogAge   = 7 * 24 * time.Hour
+	DefaultMaxLogBytes = 16 << 20
 )
 
 const (
@@ -52,6 +55,9 @@ type Options struct {
 	MaxLogLines int
 	// MaxLogAge is how old (by LogLine.Time) a kept line may be.
 	MaxLogAge time.Duration
+	// MaxLogBytes bounds an app's log on disk, in bytes: when it is
+	// reached the oldest half goes, whatever MaxLogLines says.
+	MaxLogBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -60,6 +66,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxLogAge == 0 {
 		o.MaxLogAge = DefaultMaxLogAge
+	}
+	if o.MaxLogBytes == 0 {
+		o.MaxLogBytes = DefaultMaxLogBytes
 	}
 	return o
 }
@@ -76,6 +85,10 @@ type Store struct {
 
 	logsMu sync.Mutex
 	logs   map[string]*appLog
+
+	watchOnce sync.Once
+	watcher   *fsnotify.Watcher // of the log directory, once a log is followed
+	watchErr  error
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -124,6 +137,10 @@ func (s *Store) Dir() string { return s.dir }
 // on disk when it returns.
 func (s *Store) Close() error {
 	s.closed.Store(true)
+	s.watchOnce.Do(func() {}) // no watch may start after this
+	if s.watcher != nil {
+		s.watcher.Close()
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
@@ -65,6 +66,9 @@ func mustOpen(t *testing.T, dir string, opts Options) *Store {
 func countFileLines(t *testing.T, path string) int {
 	t.Helper()
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,26 +91,74 @@ func TestLogFileStaysBounded(t *testing.T) {
 		if err := s.AppendLog(ctx, "app", []storage.LogLine{l}); err != nil {
 			t.Fatal(err)
 		}
-		most = max(most, countFileLines(t, path))
+		most = max(most, countFileLines(t, path)+countFileLines(t, path+".1"))
 	}
-	if limit := 20 + 20/4 + 1; most > limit {
-		t.Errorf("log file grew to %d lines, want at most %d", most, limit)
-	}
-	if most <= 20 {
-		t.Errorf("log file never exceeded the bound (%d lines): it is rewritten on every append", most)
+	if most > 2*20 {
+		t.Errorf("log files grew to %d lines, want at most %d", most, 2*20)
 	}
 
-	// Lines already expired are dropped from the file as they come.
+	// Lines already expired are not even written.
 	old := storage.LogLine{Time: time.Now().Add(-3 * time.Hour), Text: "old"}
 	for range 100 {
 		if err := s.AppendLog(ctx, "aged", []storage.LogLine{old}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	aged := filepath.Join(s.Dir(), logsDirName, "aged.log")
-	if n := countFileLines(t, aged); n > 1 {
-		t.Errorf("log of expired lines holds %d lines, want at most 1", n)
+	if _, err := os.Stat(filepath.Join(s.Dir(), logsDirName, "aged.log")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("log of expired lines: %v, want none", err)
 	}
+}
+
+// TestLogBytesBoundAndReadCost: lines count for nothing against bytes. A
+// log fed three times its byte bound stays within it on disk, and reading
+// its newest line costs a block, not the log.
+func TestLogBytesBoundAndReadCost(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir(), Options{MaxLogLines: -1})
+	path := filepath.Join(s.Dir(), logsDirName, "app.log")
+	text := strings.Repeat("y", 1000)
+	var last string
+	batch := make([]storage.LogLine, 100)
+	for written := 0; written < 3*DefaultMaxLogBytes; written += len(batch) * len(text) {
+		for i := range batch {
+			last = fmt.Sprintf("%d %s", written+i, text)
+			batch[i] = storage.LogLine{Time: time.Now(), App: "app", Text: last}
+		}
+		if err := s.AppendLog(ctx, "app", batch); err != nil {
+			t.Fatal(err)
+		}
+		if size := fileSize(t, path) + fileSize(t, path+".1"); size > DefaultMaxLogBytes+200*1024 {
+			t.Fatalf("log takes %d bytes on disk, bound %d", size, DefaultMaxLogBytes)
+		}
+	}
+	best := time.Hour
+	for range 5 {
+		start := time.Now()
+		got, err := s.ReadLog(ctx, "app", time.Time{}, 1)
+		best = min(best, time.Since(start))
+		if err != nil || len(got) != 1 || got[0].Text != last {
+			t.Fatalf("ReadLog limit 1: %v %d lines", err, len(got))
+		}
+	}
+	if best > 50*time.Millisecond {
+		t.Fatalf("ReadLog limit 1 of a %d-byte log took %v", DefaultMaxLogBytes, best)
+	}
+	all, err := s.ReadLog(ctx, "app", time.Time{}, 0)
+	if err != nil || len(all) < DefaultMaxLogBytes/2/1100 || all[len(all)-1].Text != last {
+		t.Fatalf("ReadLog all: %v, %d lines", err, len(all))
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
 
 func TestLogSurvivesTornLine(t *testing.T) {

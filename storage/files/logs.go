@@ -8,37 +8,52 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/cocaine-cloud/cocaine/storage"
 )
 
-// Logs are JSON-lines files appended with O_APPEND. The bounds are enforced
-// exactly when reading and lazily on disk: a log is rewritten (atomically,
-// like an object) only once it holds a quarter more lines than the bound or
-// its oldest line is a tenth of MaxLogAge past it, so appends stay cheap and
-// a rewrite is paid for by many appends.
+// An app's log is two JSON-lines segments: APP.log, appended to with
+// O_APPEND, and APP.log.1, the one before it. When the current segment
+// would pass half of MaxLogBytes, or hold MaxLogLines lines, it is renamed
+// over the previous one and a new one starts: the bound holds on disk in
+// bytes (both segments together stay within MaxLogBytes, plus one append)
+// at the cost of a rename, and the newest MaxLogLines lines are always
+// there to read (the previous segment holds at least that many, unless
+// the byte bound cut it shorter).
+//
+// A read scans the segments backwards from the end and stops as soon as it
+// has its limit or reaches a line at or before since, so that reading the
+// newest lines costs what they weigh, not what the log weighs. Lines are
+// stored in the order they are appended, which is their time order except
+// for stragglers (a batch stamped before another but appended after it):
+// a straggler just older than since may be missed by a read with since.
 //
 // Appends are not fsynced: a crash may lose the last lines, which is a fair
 // price for not syncing on every line an app prints.
 
-// appLog is what AppendLog knows about one app's log file. mu serialises
-// appends, rewrites and reads, so a reader never sees half an append.
+// appLog is what this Store knows about one app's current segment. mu
+// serialises appends, rotations and the start of reads, so a reader never
+// sees half an append.
 type appLog struct {
 	mu sync.Mutex
 	// known says the fields below reflect the file; they are rebuilt by
 	// reading the file after a failure left them in doubt.
-	known  bool
-	lines  int
-	oldest time.Time
+	known bool
+	size  int64 // bytes in the current segment
+	lines int   // lines in the current segment
 	// torn says the file ends without a newline (a crash mid-append), so
 	// the next append must start a fresh line.
 	torn bool
+	// changed is closed and replaced whenever lines are appended, for
+	// followers in this process (see LogChanged).
+	changed chan struct{}
 }
 
 func (s *Store) appLog(app string) *appLog {
@@ -46,13 +61,14 @@ func (s *Store) appLog(app string) *appLog {
 	defer s.logsMu.Unlock()
 	l, ok := s.logs[app]
 	if !ok {
-		l = &appLog{}
+		l = &appLog{changed: make(chan struct{})}
 		s.logs[app] = l
 	}
 	return l
 }
 
-// logPath maps a checked app name to its log file.
+// logPath maps a checked app name to its current segment; the previous
+// one is that path with ".1" added.
 func (s *Store) logPath(app string) (string, error) {
 	// Checked twice for the same reason as objectPath.
 	if !storage.ValidName(app) || !filepath.IsLocal(app) || strings.ContainsAny(app, `/\`) {
@@ -60,6 +76,8 @@ func (s *Store) logPath(app string) (string, error) {
 	}
 	return filepath.Join(s.logsDir(), app+".log"), nil
 }
+
+func prevPath(path string) string { return path + ".1" }
 
 // AppendLog appends lines to app's log. Lines with no App get app.
 func (s *Store) AppendLog(ctx context.Context, app string, lines []storage.LogLine) error {
@@ -77,21 +95,23 @@ func (s *Store) appendLog(ctx context.Context, app string, lines []storage.LogLi
 	if err != nil {
 		return err
 	}
-	if len(lines) == 0 {
-		return nil
-	}
+	cutoff := s.cutoff(time.Now())
 	var buf bytes.Buffer
-	oldest := lines[0].Time
+	n := 0
 	for _, l := range lines {
+		if l.Time.Before(cutoff) {
+			continue // already past the age bound: never to be read
+		}
 		if l.App == "" {
 			l.App = app
 		}
 		if err := encodeLine(&buf, l); err != nil {
 			return err
 		}
-		if l.Time.Before(oldest) {
-			oldest = l.Time
-		}
+		n++
+	}
+	if n == 0 {
+		return nil
 	}
 
 	al := s.appLog(app)
@@ -101,6 +121,13 @@ func (s *Store) appendLog(ctx context.Context, app string, lines []storage.LogLi
 		if err := al.load(path); err != nil {
 			return err
 		}
+	}
+	if al.lines > 0 && s.full(al, int64(buf.Len()), n) {
+		if err := os.Rename(path, prevPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			al.known = false
+			return err
+		}
+		al.size, al.lines, al.torn = 0, 0, false
 	}
 	data := buf.Bytes()
 	if al.torn {
@@ -113,20 +140,31 @@ func (s *Store) appendLog(ctx context.Context, app string, lines []storage.LogLi
 		return err
 	}
 	al.torn = false
-	if al.lines == 0 || oldest.Before(al.oldest) {
-		al.oldest = oldest
-	}
-	al.lines += len(lines)
-
-	if now := time.Now(); s.overBound(al, now) {
-		// The lines are in; failing to trim is not a reason to tell the
-		// caller (who might retry and duplicate them) that they are not.
-		if err := s.compact(path, al, now); err != nil {
-			al.known = false
-			slog.Warn("files: trimming app log failed", "app", app, "path", path, "err", err)
-		}
-	}
+	al.size += int64(len(data))
+	al.lines += n
+	close(al.changed)
+	al.changed = make(chan struct{})
 	return nil
+}
+
+// full says whether adding size bytes in n lines would take the current
+// segment past its share of the bound.
+func (s *Store) full(al *appLog, size int64, n int) bool {
+	if b := s.opts.MaxLogBytes; b > 0 && al.size+size > b/2 {
+		return true
+	}
+	if m := s.opts.MaxLogLines; m > 0 && al.lines+n > m {
+		return true
+	}
+	return false
+}
+
+// cutoff is the time before which lines are past the age bound.
+func (s *Store) cutoff(now time.Time) time.Time {
+	if age := s.opts.MaxLogAge; age > 0 {
+		return now.Add(-age)
+	}
+	return time.Time{}
 }
 
 func encodeLine(buf *bytes.Buffer, l storage.LogLine) error {
@@ -151,111 +189,39 @@ func appendFile(path string, data []byte) error {
 	return err
 }
 
-// load rebuilds al from the file at path.
+// load rebuilds al from the current segment at path: one pass over at
+// most half the byte bound, once per app and process.
 func (al *appLog) load(path string) error {
-	lines, torn, err := readLines(path)
-	if err != nil {
-		return err
-	}
-	al.lines, al.oldest, al.torn = len(lines), oldestOf(lines), torn
-	al.known = true
-	return nil
-}
-
-func oldestOf(lines []storage.LogLine) time.Time {
-	var t time.Time
-	for i, l := range lines {
-		if i == 0 || l.Time.Before(t) {
-			t = l.Time
-		}
-	}
-	return t
-}
-
-// overBound says whether the file has drifted far enough past the bound to
-// be worth rewriting.
-func (s *Store) overBound(al *appLog, now time.Time) bool {
-	if n := s.opts.MaxLogLines; n > 0 && al.lines > n+n/4+1 {
-		return true
-	}
-	if age := s.opts.MaxLogAge; age > 0 && al.lines > 0 && al.oldest.Before(now.Add(-age-age/10)) {
-		return true
-	}
-	return false
-}
-
-// compact rewrites the log at path to what the bound keeps.
-func (s *Store) compact(path string, al *appLog, now time.Time) error {
-	lines, _, err := readLines(path)
-	if err != nil {
-		return err
-	}
-	lines = s.trim(lines, now)
-	err = writeAtomic(context.Background(), s.logsDir(), filepath.Base(path), func(w io.Writer) error {
-		var buf bytes.Buffer
-		for _, l := range lines {
-			if err := encodeLine(&buf, l); err != nil {
-				return err
-			}
-		}
-		_, err := w.Write(buf.Bytes())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	al.lines, al.oldest, al.torn, al.known = len(lines), oldestOf(lines), false, true
-	return nil
-}
-
-// trim keeps the lines the bound allows: those young enough, and of them
-// the newest MaxLogLines.
-func (s *Store) trim(lines []storage.LogLine, now time.Time) []storage.LogLine {
-	if age := s.opts.MaxLogAge; age > 0 {
-		cutoff := now.Add(-age)
-		kept := lines[:0]
-		for _, l := range lines {
-			if !l.Time.Before(cutoff) {
-				kept = append(kept, l)
-			}
-		}
-		lines = kept
-	}
-	if n := s.opts.MaxLogLines; n > 0 && len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return lines
-}
-
-// readLines parses a log file, skipping lines that do not parse (such as
-// one cut short by a crash), and reports whether the file ends mid-line.
-// A missing file is an empty log.
-func readLines(path string) ([]storage.LogLine, bool, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, nil
+		al.size, al.lines, al.torn, al.known = 0, 0, false, true
+		return nil
 	}
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	defer f.Close()
-	var lines []storage.LogLine
+	var size int64
+	lines, last := 0, byte('\n')
 	r := bufio.NewReaderSize(f, 64<<10)
 	for {
-		raw, err := r.ReadBytes('\n')
-		if len(raw) > 0 {
-			var l storage.LogLine
-			if json.Unmarshal(raw, &l) == nil {
-				lines = append(lines, l)
+		chunk, err := r.ReadSlice('\n')
+		size += int64(len(chunk))
+		if len(chunk) > 0 {
+			last = chunk[len(chunk)-1]
+			if last == '\n' {
+				lines++
 			}
 		}
 		if err == io.EOF {
-			return lines, len(raw) > 0, nil
+			break
 		}
-		if err != nil {
-			return nil, false, err
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return err
 		}
 	}
+	al.size, al.lines, al.torn, al.known = size, lines, last != '\n', true
+	return nil
 }
 
 // ReadLog returns up to limit of the newest kept lines of app's log after
@@ -276,24 +242,191 @@ func (s *Store) readLog(ctx context.Context, app string, since time.Time, limit 
 	if err != nil {
 		return nil, err
 	}
+	want := limit
+	if m := s.opts.MaxLogLines; m > 0 && (want <= 0 || want > m) {
+		want = m
+	}
+	// Open both segments and note their sizes under the lock: the files
+	// stay readable through a later rename, and the sizes exclude an
+	// append still being written.
 	al := s.appLog(app)
 	al.mu.Lock()
-	lines, _, err := readLines(path)
+	segs, err := openSegments(path)
 	al.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	lines = s.trim(lines, time.Now())
-	out := []storage.LogLine{}
-	for _, l := range lines {
-		if l.Time.After(since) {
+	defer func() {
+		for _, sg := range segs {
+			sg.f.Close()
+		}
+	}()
+	cutoff := s.cutoff(time.Now())
+	var out []storage.LogLine
+	done := false
+	for _, sg := range segs {
+		err := scanBack(sg.f, sg.size, func(raw []byte) bool {
+			var l storage.LogLine
+			if json.Unmarshal(raw, &l) != nil {
+				return true // a line cut short by a crash
+			}
+			if !l.Time.After(since) {
+				done = true
+				return false
+			}
+			if l.Time.Before(cutoff) {
+				return true
+			}
 			out = append(out, l)
+			done = want > 0 && len(out) >= want
+			return !done
+		})
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			break
 		}
 	}
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
+	// Newest first so far.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	if out == nil {
+		out = []storage.LogLine{}
 	}
 	return out, nil
+}
+
+type segment struct {
+	f    *os.File
+	size int64
+}
+
+// openSegments opens the current segment, then the previous one, skipping
+// those that do not exist.
+func openSegments(path string) ([]segment, error) {
+	var segs []segment
+	for _, p := range []string{path, prevPath(path)} {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			var fi os.FileInfo
+			if fi, err = f.Stat(); err == nil {
+				segs = append(segs, segment{f, fi.Size()})
+				continue
+			}
+			f.Close()
+		}
+		for _, sg := range segs {
+			sg.f.Close()
+		}
+		return nil, err
+	}
+	return segs, nil
+}
+
+// scanBack calls fn with each line of the first size bytes of f (without
+// its newline), last line first, until fn returns false. A trailing piece
+// without a newline counts as a line.
+func scanBack(f *os.File, size int64, fn func([]byte) bool) error {
+	const block = 64 << 10
+	buf := make([]byte, 0, block)
+	end := size     // f[end:] has been consumed
+	var tail []byte // the start of a line whose end was in a later block
+	for end > 0 {
+		n := min(int64(block), end)
+		start := end - n
+		buf = buf[:n]
+		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		end = start
+		chunk := append(buf, tail...)
+		// Lines that end in this chunk; the first may begin before it.
+		for {
+			i := bytes.LastIndexByte(chunk, '\n')
+			if i < 0 {
+				break
+			}
+			if line := chunk[i+1:]; len(line) > 0 && !fn(line) {
+				return nil
+			}
+			chunk = chunk[:i]
+		}
+		tail = append([]byte(nil), chunk...)
+		buf = make([]byte, 0, block) // chunk may alias buf through tail
+	}
+	if len(tail) > 0 {
+		fn(tail)
+	}
+	return nil
+}
+
+// LogChanged returns a channel closed when lines are appended to app's
+// log after the call, by this process or (seen through the file system)
+// another one, for followers that would otherwise poll. It may close
+// without new lines.
+func (s *Store) LogChanged(app string) (<-chan struct{}, error) {
+	if _, err := s.logPath(app); err != nil {
+		return nil, err
+	}
+	if err := s.watchLogs(); err != nil {
+		return nil, err
+	}
+	al := s.appLog(app)
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	return al.changed, nil
+}
+
+// watchLogs starts, once, a watch on the log directory that wakes the
+// followers of a log another process appends to.
+func (s *Store) watchLogs() error {
+	s.watchOnce.Do(func() {
+		w, err := fsnotify.NewWatcher()
+		if err == nil {
+			if err = w.Add(s.logsDir()); err != nil {
+				w.Close()
+			}
+		}
+		if err != nil {
+			s.watchErr = fmt.Errorf("files: watch logs: %w", err)
+			return
+		}
+		s.watcher = w
+		go func() {
+			for {
+				select {
+				case ev, ok := <-w.Events:
+					if !ok {
+						return
+					}
+					name := filepath.Base(ev.Name)
+					app, ok := strings.CutSuffix(name, ".log")
+					if !ok || !ev.Has(fsnotify.Write|fsnotify.Create) {
+						continue
+					}
+					s.logsMu.Lock()
+					al := s.logs[app]
+					s.logsMu.Unlock()
+					if al != nil {
+						al.mu.Lock()
+						close(al.changed)
+						al.changed = make(chan struct{})
+						al.mu.Unlock()
+					}
+				case _, ok := <-w.Errors:
+					if !ok {
+						return
+					}
+				}
+			}
+		}()
+	})
+	return s.watchErr
 }
 
 // RemoveLog deletes app's log; storage.ErrNotFound if there is none.
@@ -315,11 +448,19 @@ func (s *Store) removeLog(ctx context.Context, app string) error {
 	al := s.appLog(app)
 	al.mu.Lock()
 	defer al.mu.Unlock()
-	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
-		return storage.ErrNotFound
-	} else if err != nil {
-		return err
+	found := false
+	for _, p := range []string{path, prevPath(path)} {
+		if err := os.Remove(p); err == nil {
+			found = true
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
-	al.lines, al.oldest, al.torn, al.known = 0, time.Time{}, false, true
+	if !found {
+		return storage.ErrNotFound
+	}
+	al.size, al.lines, al.torn, al.known = 0, 0, false, true
+	close(al.changed)
+	al.changed = make(chan struct{})
 	return syncDir(s.logsDir())
 }

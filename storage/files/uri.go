@@ -13,8 +13,8 @@ import (
 //	file://./rel, file://../x  relative to the working directory
 //	file:rel/path              relative, in the opaque form
 //
-// with optional query parameters max-log-lines (a count) and max-log-age (a
-// Go duration); a negative value turns that bound off. Unknown parameters
+// with optional query parameters max-log-lines (a count), max-log-bytes (a
+// size in bytes) and max-log-age (a Go duration); a negative value turns that bound off. Unknown parameters
 // are errors, so that a typo does not silently fall back to a default.
 func parseURI(u *url.URL) (string, Options, error) {
 	var opts Options
@@ -64,6 +64,12 @@ func parseURI(u *url.URL) (string, Options, error) {
 				return fail("max-log-lines %q: want a non-zero integer", v)
 			}
 			opts.MaxLogLines = n
+		case "max-log-bytes":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n == 0 {
+				return fail("max-log-bytes %q: want a non-zero integer", v)
+			}
+			opts.MaxLogBytes = n
 		case "max-log-age":
 			d, err := time.ParseDuration(v)
 			if err != nil || d == 0 {
