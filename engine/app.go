@@ -141,7 +141,11 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 	sb, err := sandbox.Get(m.Type)
 	var launcher sandbox.Launcher
 	if err == nil {
-		launcher, err = sb.Prepare(ctx, sandbox.App{Name: name, Dir: dir, Manifest: m, Logger: log})
+		user := n.iso.user(name)
+		if err = give(dir, user); err == nil {
+			launcher, err = sb.Prepare(ctx, sandbox.App{Name: name, Dir: dir, Manifest: m, Logger: log,
+				User: user, DefaultMemory: n.defaultMemory})
+		}
 	}
 	if err != nil {
 		a.broken = err.Error()
@@ -150,9 +154,10 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 		n.startDrivers(a, log)
 		return a, nil
 	}
+	socket := filepath.Join(n.cfg.RunDir(), fmt.Sprintf("%s.%x.sock", shortName(name), time.Now().UnixNano()&0xffffff))
 	p, err := pool.New(pool.Config{
 		App: name, Engine: m.Engine, Spawner: launcher, Logger: log,
-		Socket:  filepath.Join(n.cfg.RunDir(), fmt.Sprintf("%s.%x.sock", shortName(name), time.Now().UnixNano()&0xffffff)),
+		Socket:  socket,
 		OnLog:   a.logs.add,
 		OnCrash: n.crash,
 	})
@@ -162,6 +167,12 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 		return nil, fmt.Errorf("app %s: %w", name, err)
 	}
 	a.pool = p
+	if u := n.iso.user(name); u != nil {
+		// Slaves start on demand, so none has tried to connect yet.
+		if err := os.Chown(socket, u.UID, u.GID); err != nil {
+			a.broken = fmt.Sprintf("socket: %v", err)
+		}
+	}
 	if err := n.startDrivers(a, log); err != nil {
 		// The app does not run as its manifest declares; another node
 		// may be able to (a port free there).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/engine/archive"
+	"github.com/cocaine-cloud/cocaine/engine/manifest"
 	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 )
 
@@ -80,7 +81,20 @@ type SandboxConfig struct {
 		// the SDK itself. Default "": the SDK inside the binary.
 		Framework string `toml:"framework"`
 	} `toml:"go"`
-	Python struct {
+	// Isolate keeps apps apart: "auto" (the default) runs each app's
+	// slaves, when the engine runs as root, as a user of its own (uids
+	// from UIDBase, no account needed), with its package folder readable
+	// by it alone and the data directory (storage, token, other apps)
+	// out of its reach; "off" runs slaves as the engine's user.
+	Isolate string `toml:"isolate"`
+	// UIDBase is the first uid (and gid) apps' slaves run as; an app gets
+	// UIDBase plus a hash of its name below 65536. Default 200000.
+	UIDBase int `toml:"uid-base"`
+	// DefaultMemory is the memory limit (address space, as
+	// resource-limits.memory) of apps whose manifest sets none: "4GiB"
+	// by default, "0" for none.
+	DefaultMemory string `toml:"default-memory"`
+	Python        struct {
 		// Interpreter runs Python apps. Default "/usr/bin/python3".
 		Interpreter string `toml:"interpreter"`
 		// Runtime is a folder holding the Python runtime (slaves/python of
@@ -89,6 +103,14 @@ type SandboxConfig struct {
 		// binary, unpacked under the cache folder.
 		Runtime string `toml:"runtime"`
 	} `toml:"python"`
+}
+
+// defaultMemory parses DefaultMemory; 0 for none.
+func (s *SandboxConfig) defaultMemory() (int64, error) {
+	if s.DefaultMemory == "0" || s.DefaultMemory == "" {
+		return 0, nil
+	}
+	return manifest.ParseSize(s.DefaultMemory)
 }
 
 // Default fills unset fields with their defaults.
@@ -103,6 +125,11 @@ func (c *Config) Default() {
 	def(&c.DataDir, "./var")
 	def(&c.Storage, "file://"+c.DataDir)
 	def(&c.Sandbox.Python.Interpreter, "/usr/bin/python3")
+	def(&c.Sandbox.Isolate, "auto")
+	def(&c.Sandbox.DefaultMemory, "4GiB")
+	if c.Sandbox.UIDBase == 0 {
+		c.Sandbox.UIDBase = 200000
+	}
 	if c.AnnounceInterval.Duration == 0 {
 		c.AnnounceInterval.Duration = time.Second
 	}
@@ -158,6 +185,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Package.MaxBytes < 0 || c.Package.MaxFiles < 0 || c.Package.MaxFileBytes < 0 {
 		errs = append(errs, fmt.Errorf("package: limits must be positive"))
+	}
+	if c.Sandbox.Isolate != "auto" && c.Sandbox.Isolate != "off" {
+		errs = append(errs, fmt.Errorf("sandbox.isolate: %q is not auto or off", c.Sandbox.Isolate))
+	}
+	if c.Sandbox.UIDBase <= 0 || c.Sandbox.UIDBase > 1<<31-1-uidRange {
+		errs = append(errs, fmt.Errorf("sandbox.uid-base: %d out of range", c.Sandbox.UIDBase))
+	}
+	if _, err := c.Sandbox.defaultMemory(); err != nil {
+		errs = append(errs, fmt.Errorf("sandbox.default-memory: %w", err))
 	}
 	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)

@@ -48,6 +48,9 @@ type Node struct {
 	// shows without a restart.
 	missingMu sync.Mutex
 	missing   map[string]string
+
+	iso           *isolation
+	defaultMemory int64 // bytes, for apps whose manifest sets none
 }
 
 // New makes a node. Run starts it.
@@ -64,6 +67,15 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 	}
+	// What an earlier run left (a crash, or a stop that could not clean
+	// up) is stale: every app is unpacked and listens afresh.
+	for _, d := range []string{cfg.RunDir(), cfg.SpoolDir()} {
+		if err := sweep(d); err != nil {
+			return nil, fmt.Errorf("engine: sweep %s: %w", d, err)
+		}
+	}
+	mem, _ := cfg.Sandbox.defaultMemory() // checked by Validate
+	protectFromOOM(log)
 	if err := configureSandboxes(&cfg); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -74,6 +86,7 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 		cfg: cfg, log: log.With("component", "engine"), store: store,
 		id: hex.EncodeToString(b[:]), host: host, started: time.Now(),
 		apps: map[string]*App{}, deploying: map[string]*sync.Mutex{}, ready: make(chan struct{}),
+		iso: newIsolation(&cfg, log), defaultMemory: mem,
 	}
 	n.checkSandboxes()
 	return n, nil

@@ -51,6 +51,9 @@ func startNode(t testing.TB) *testNode {
 		DataDir:           data,
 		Security:          zmqsec.Config{Insecure: true},
 	}
+	// The test binary doubles as a slave: it lives in a folder only root
+	// may enter, and under -race needs more address space than a default.
+	cfg.Sandbox.Isolate, cfg.Sandbox.DefaultMemory = "off", "0"
 	n, err := New(cfg, st, nil)
 	if err != nil {
 		t.Fatal(err)

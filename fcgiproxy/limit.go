@@ -20,8 +20,9 @@ import (
 // Idleness comes from the http.Server's ConnState hook (connState).
 type limitListener struct {
 	net.Listener
-	max int
-	log *slog.Logger
+	max          int
+	writeTimeout time.Duration
+	log          *slog.Logger
 
 	mu     sync.Mutex
 	lru    list.List // *limitConn, least recently active first
@@ -30,8 +31,10 @@ type limitListener struct {
 	warned time.Time
 }
 
-func newLimitListener(l net.Listener, max int, log *slog.Logger) *limitListener {
-	return &limitListener{Listener: l, max: max, log: log, freed: make(chan struct{}, 1)}
+// newLimitListener caps l at max connections (0: no cap) and gives each
+// write to a connection writeTimeout to progress (0: none).
+func newLimitListener(l net.Listener, max int, writeTimeout time.Duration, log *slog.Logger) *limitListener {
+	return &limitListener{Listener: l, max: max, writeTimeout: writeTimeout, log: log, freed: make(chan struct{}, 1)}
 }
 
 type limitConn struct {
@@ -70,7 +73,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 func (l *limitListener) reserve() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.n < l.max {
+	if l.max <= 0 || l.n < l.max {
 		l.n++
 		return true
 	}
@@ -105,6 +108,17 @@ func (l *limitListener) forgetLocked(c *limitConn) {
 	case l.freed <- struct{}{}:
 	default:
 	}
+}
+
+// Write bounds each write by the listener's write timeout: a client that
+// takes no byte of the answer for that long is cut, one that reads a long
+// stream slowly is not. (http.Server's WriteTimeout would bound the whole
+// answer.)
+func (c *limitConn) Write(b []byte) (int, error) {
+	if d := c.l.writeTimeout; d > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *limitConn) Close() error {
@@ -148,73 +162,50 @@ func connState(nc net.Conn, st http.ConnState) {
 	}
 }
 
-// stallTimeouts bounds how long an HTTP client may stall while its body is
-// read or its answer written: every read of the body and every write of
-// the answer must progress within the timeout, so a slow but live stream
-// is fine and a silent client is cut. (http.Server's ReadTimeout and
-// WriteTimeout bound the whole exchange, which would cut long streams.)
-func stallTimeouts(h http.Handler, body, write time.Duration) http.Handler {
+// stallBody bounds how long an HTTP client may stall while its request
+// body is read: every read must progress within the timeout, so a slow
+// but live upload is fine and a silent client is cut. (http.Server's
+// ReadTimeout bounds the whole exchange, which would cut long streams.)
+// The answer's side is limitConn.Write's. The ResponseWriter itself is
+// not wrapped: net/http learns of a body over MaxBytesReader's limit
+// through it.
+func stallBody(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return h
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		sw := &stallWriter{ResponseWriter: w, rc: rc, d: write}
-		var sb *stallBody
-		if body > 0 && r.Body != nil && r.Body != http.NoBody {
-			sb = &stallBody{ReadCloser: r.Body, rc: rc, d: body}
-			r.Body = sb
-		}
-		defer func() {
-			// What net/http writes or reads after the handler (the
-			// buffered answer, the unread body it discards) is bounded
-			// too.
-			if write > 0 {
-				_ = rc.SetWriteDeadline(time.Now().Add(write))
-			}
-			if sb != nil && !sb.done {
-				_ = rc.SetReadDeadline(time.Now().Add(body))
-			}
-		}()
-		if write > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(write))
-			h.ServeHTTP(sw, r)
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
 			return
 		}
+		rc := http.NewResponseController(w)
+		sb := &stallReader{ReadCloser: r.Body, rc: rc, d: d}
+		r.Body = sb
+		defer func() {
+			// The unread rest that net/http discards after the
+			// handler is bounded too.
+			if !sb.done {
+				_ = rc.SetReadDeadline(time.Now().Add(d)) // a stalled one stays cut
+			}
+		}()
 		h.ServeHTTP(w, r)
 	})
 }
 
-type stallWriter struct {
-	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
-}
-
-func (w *stallWriter) Write(b []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *stallWriter) Flush() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-	_ = w.rc.Flush()
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-type stallBody struct {
+type stallReader struct {
 	io.ReadCloser
 	rc   *http.ResponseController
 	d    time.Duration
 	done bool
 }
 
-func (b *stallBody) Read(p []byte) (int, error) {
+func (b *stallReader) Read(p []byte) (int, error) {
 	if b.done {
 		return b.ReadCloser.Read(p)
 	}
 	_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
+	if err == io.EOF {
 		// At EOF net/http starts its own background read, which must
 		// not inherit the deadline.
 		b.done = true

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,38 +25,11 @@ func TestIdleConnectionFlood(t *testing.T) {
 		flood            = 600 // idle connections to each listener
 	)
 	n := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}})
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
-	fcgiAddr := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
-	cfg := filepath.Join(t.TempDir(), "gateway.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
-[dealer]
-discovery = ["static:%s"]
-[front]
-http = %q
-fastcgi = %q
-max-conns = %d
+	gw, httpAddr, fcgiAddr := startGateway(t, n, fmt.Sprintf(`max-conns = %d
 max-fastcgi-conns = %d
 idle-timeout = "6s"
-header-timeout = "6s"
-[api]
-storage = "off"
-[security]
-insecure = true # cocaine dev's engine is insecure
-`, n.Announce, httpAddr, fcgiAddr, httpCap, fcgiCap)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	gw := testcluster.Start(t, "gateway", "-c", cfg)
+header-timeout = "6s"`, httpCap, fcgiCap))
 	nginx := testcluster.Nginx(t, fcgiAddr)
-	get := func(url string) (int, error) {
-		c := &http.Client{Timeout: 10 * time.Second}
-		resp, err := c.Get(url)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		_, err = io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, err
-	}
 	testcluster.Eventually(t, 120*time.Second, "echo to answer through the gateway", func() bool {
 		code, _ := get("http://" + httpAddr + "/echo/http/")
 		return code == 200
@@ -115,4 +89,88 @@ insecure = true # cocaine dev's engine is insecure
 func isReset(err error) bool {
 	var op *net.OpError
 	return err != nil && (errors.As(err, &op) && !op.Timeout())
+}
+
+func get(url string) (int, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
+}
+
+// startGateway runs `cocaine gateway` in front of node n with more [front]
+// settings and returns it with its HTTP and FastCGI addresses.
+func startGateway(t *testing.T, n *testcluster.Node, front string) (*testcluster.Proc, string, string) {
+	t.Helper()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
+	fcgiAddr := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
+	cfg := filepath.Join(t.TempDir(), "gateway.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[dealer]
+discovery = ["static:%s"]
+[front]
+http = %q
+fastcgi = %q
+%s
+[api]
+storage = "off"
+[security]
+insecure = true # cocaine dev's engine is insecure
+`, n.Announce, httpAddr, fcgiAddr, front)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testcluster.Start(t, "gateway", "-c", cfg), httpAddr, fcgiAddr
+}
+
+// TestStalledClientsAreCut: a client that stops sending its body, and one
+// that stops reading a long answer, lose their connection after the
+// body and write timeouts; one that keeps up is served whole.
+func TestStalledClientsAreCut(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{Apps: []string{"echo"}})
+	gw, httpAddr, _ := startGateway(t, n, `body-timeout = "1s"
+write-timeout = "1s"`)
+	testcluster.Eventually(t, 120*time.Second, "echo to answer through the gateway", func() bool {
+		code, _ := get("http://" + httpAddr + "/echo/http/")
+		return code == 200
+	})
+	base := testcluster.OpenFDs(t, gw.Pid())
+
+	// The body stops after 10 of 1000 bytes.
+	c, err := net.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /echo/http/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("stalled body: the connection was not closed: %v", err)
+	}
+
+	// 8 MiB echoed to a client that never reads.
+	s, err := net.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	body := strings.Repeat("z", 8<<20)
+	go fmt.Fprintf(s, "POST /echo/http/ HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	testcluster.Eventually(t, 30*time.Second, "the reader that stalled to be cut", func() bool {
+		return testcluster.OpenFDs(t, gw.Pid()) <= base
+	})
+
+	// A live client of the same size is served whole.
+	resp, err := http.Post("http://"+httpAddr+"/echo/http/", "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(got) != len("POST /\n")+len(body) {
+		t.Fatalf("live client: %d, %d bytes, %v", resp.StatusCode, len(got), err)
+	}
 }

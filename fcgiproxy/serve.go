@@ -54,15 +54,15 @@ func (f *Front) Serve(ctx context.Context, httpL, fcgiL net.Listener) error {
 func (f *Front) ServeHandler(ctx context.Context, h http.Handler, httpL, fcgiL net.Listener) error {
 	cfg := &f.cfg
 	hs := &http.Server{
-		Handler:           stallTimeouts(h, cfg.BodyTimeout.Duration, cfg.WriteTimeout.Duration),
+		Handler:           stallBody(h, cfg.BodyTimeout.Duration),
 		ReadHeaderTimeout: cfg.HeaderTimeout.Duration,
 		IdleTimeout:       cfg.IdleTimeout.Duration,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ConnState:         connState,
 		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
 	}
-	if httpL != nil && cfg.MaxConns > 0 {
-		httpL = newLimitListener(httpL, cfg.MaxConns, f.log)
+	if httpL != nil {
+		httpL = newLimitListener(httpL, cfg.MaxConns, cfg.WriteTimeout.Duration, f.log)
 	}
 	fs := &fastcgi.Server{Handler: h, Logger: f.log, MaxConns: cfg.MaxFastCGIConns,
 		IdleTimeout: cfg.IdleTimeout.Duration, ParamsTimeout: cfg.HeaderTimeout.Duration}

@@ -107,3 +107,7 @@ func parseSize(s string) (int64, error) {
 	}
 	return int64(total), nil
 }
+
+// ParseSize reads a size as the manifest's resource-limits do ("4GiB",
+// "512MB", "64k", "1048576"), for configs that take one.
+func ParseSize(s string) (int64, error) { return parseSize(s) }

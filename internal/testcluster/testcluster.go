@@ -307,3 +307,6 @@ func OpenFDs(t testing.TB, pid int) int {
 	}
 	return len(ents)
 }
+
+// Pid is the `cocaine dev` process's id.
+func (n *Node) Pid() int { return n.cmd.Process.Pid }

@@ -21,7 +21,16 @@ type App struct {
 	Dir      string // the unpacked package, also the slaves' working directory
 	Manifest *manifest.Manifest
 	Logger   *slog.Logger
+	// User, when set, is who the slaves run as (the engine runs as root
+	// and keeps apps apart); Dir must already be theirs.
+	User *User
+	// DefaultMemory is the memory limit in bytes of an app whose manifest
+	// sets none; 0 for none.
+	DefaultMemory int64
 }
+
+// User is a uid and gid for an app's slaves.
+type User struct{ UID, GID int }
 
 // Sandbox prepares apps of one type.
 type Sandbox interface {
