@@ -300,3 +300,35 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStartSweepsSpoolAndRun: unpacked copies and sockets an earlier run
+// left behind are gone once a node starts on the same data directory.
+func TestStartSweepsSpoolAndRun(t *testing.T) {
+	data := t.TempDir()
+	cfg := Config{DataDir: data, Security: zmqsec.Config{Insecure: true}}
+	cfg.Default()
+	var stale []string
+	for _, d := range []string{cfg.SpoolDir(), cfg.RunDir()} {
+		p := filepath.Join(d, "old.123", "file")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("stale"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stale = append(stale, filepath.Dir(p))
+	}
+	st, err := files.Open(filepath.Join(data, "storage"), files.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := New(cfg, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after start: %v", p, err)
+		}
+	}
+}
