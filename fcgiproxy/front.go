@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,10 +96,14 @@ func (f *Front) policy(r *http.Request, arrived time.Time) (wire.Policy, error) 
 			return 0, false, nil
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
+		if errors.Is(err, strconv.ErrRange) && n > 0 {
+			err = nil // larger than any cap: clamped below
+		}
 		if err != nil || n <= 0 {
 			return 0, false, wire.Errorf(wire.CodeBadRequest, "%s: %q is not a positive number of milliseconds", name, v)
 		}
-		return time.Duration(n) * time.Millisecond, true, nil
+		// Past ~292 years the product overflows; the caps apply anyway.
+		return time.Duration(min(n, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond, true, nil
 	}
 	if d, ok, err := ms(HeaderDeadline); err != nil {
 		return p, err

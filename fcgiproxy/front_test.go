@@ -134,6 +134,16 @@ func checkFront(t *testing.T, base string) {
 			t.Fatalf("unknown app: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 	})
+	t.Run("huge deadline and timeout are clamped", func(t *testing.T) {
+		for _, v := range []string{"9223372036855", "9223372036854775807", "99999999999999999999"} {
+			req := must(http.NewRequest("GET", base+"/echo/http/", nil))
+			req.Header.Set("X-Cocaine-Deadline", v)
+			req.Header.Set("X-Cocaine-Timeout", v)
+			if resp, body := do(t, req); resp.StatusCode != 200 {
+				t.Fatalf("deadline and timeout %s: %d %s", v, resp.StatusCode, body)
+			}
+		}
+	})
 	t.Run("deadline header gives 504 on time", func(t *testing.T) {
 		req := must(http.NewRequest("GET", base+"/echo/http/?sleep=10000", nil))
 		req.Header.Set("X-Cocaine-Deadline", "400")

@@ -41,7 +41,8 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	// A HEAD has no body to follow into.
+	follow := (q.Get("follow") == "1" || q.Get("follow") == "true") && r.Method != http.MethodHead
 	if ok, err := s.store.Exists(r.Context(), name); err != nil || !ok {
 		if err == nil {
 			err = fmt.Errorf("app %s: %w", name, storage.ErrNotFound)

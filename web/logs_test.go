@@ -154,6 +154,31 @@ func TestFollowStreamsNewLinesAsTheyCome(t *testing.T) {
 	}
 }
 
+// TestHeadOnReadRoutes: every GET route answers HEAD alike, without a
+// body; HEAD of a followed log ends at once.
+func TestHeadOnReadRoutes(t *testing.T) {
+	e := newEnv(t, web.Config{})
+	uploadVersion(t, e, "app", "v1", http.StatusCreated)
+	appendLog(t, e, time.Now(), "line")
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, c2 := range []struct {
+		path string
+		want int
+	}{{"/api/v1/apps", 200}, {"/api/v1/apps/app", 200}, {"/api/v1/apps/app/logs", 200}, {"/api/v1/apps/app/logs?follow=1", 200},
+		{"/api/v1/apps/app/crashlogs", 200}, {"/api/v1/nodes", 200}, {"/api/v1/openapi.json", 200}, {"/api/v1/apps/nope", 404}} {
+		resp, err := c.Head(ts.URL + c2.path)
+		if err != nil {
+			t.Fatalf("HEAD %s: %v", c2.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c2.want || resp.Header.Get("Content-Type") == "" {
+			t.Errorf("HEAD %s: %d %v, want %d", c2.path, resp.StatusCode, resp.Header, c2.want)
+		}
+	}
+}
+
 func TestCloseEndsFollows(t *testing.T) {
 	e := newEnv(t, web.Config{FollowPoll: 20 * time.Millisecond})
 	uploadVersion(t, e, "app", "v1", http.StatusCreated)

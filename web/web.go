@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/cocaine-cloud/cocaine/engine/appstore"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
@@ -155,7 +156,9 @@ var reserved = map[string]bool{"api": true, "metrics": true, "ui": true}
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.instrument, s.recoverer)
+	// HEAD answers as GET does, without the body (RFC 9110 asks every
+	// GET resource to support it; monitors and caches use it).
+	r.Use(s.instrument, s.recoverer, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})
