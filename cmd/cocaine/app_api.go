@@ -98,7 +98,9 @@ func devAPI(ctx context.Context, cfg *apiConfig, st storage.Storage, node *engin
 		return err
 	}
 	cfg.Tokens = append(cfg.Tokens, token)
-	fmt.Fprintf(os.Stderr, "cocaine dev: API token %s (kept in %s, where `cocaine app` finds it)\n", token, path)
+	// The path, not the token: terminals and log collectors keep what
+	// is printed.
+	fmt.Fprintf(os.Stderr, "cocaine dev: API token in %s (`cocaine app` finds it there)\n", path)
 	return nil
 }
 

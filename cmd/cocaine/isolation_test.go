@@ -78,6 +78,13 @@ func TestAppsAreIsolated(t *testing.T) {
 		t.Fatalf("engine oom_score_adj %q, want at most 0 (below its slaves')", b)
 	}
 
+	// The token stays in its file, never in the log.
+	if tok, err := os.ReadFile(filepath.Join(n.DataDir, "token")); err != nil || len(tok) < 32 {
+		t.Fatalf("token: %q %v", tok, err)
+	} else if strings.Contains(n.Log(), strings.TrimSpace(string(tok))) {
+		t.Errorf("cocaine dev printed its API token:\n%s", n.Log())
+	}
+
 	spool := filepath.Join(n.DataDir, "spool")
 	own, _ := filepath.Glob(filepath.Join(spool, "snoop.*", "app.py"))
 	other, _ := filepath.Glob(filepath.Join(spool, "hello-python.*", "app.py"))

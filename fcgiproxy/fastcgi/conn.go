@@ -617,7 +617,7 @@ func (c *conn) readerExit(err error) {
 	switch {
 	case err == nil:
 	case errors.As(err, &pe):
-		c.logger().Warn("fastcgi: closing connection", "remote", c.remote(), "reason", pe.Error())
+		c.srv.protocolError(c.remote(), pe.Error())
 	default:
 		c.mu.Lock()
 		quiet := c.draining

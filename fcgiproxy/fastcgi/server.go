@@ -58,9 +58,13 @@ type Server struct {
 	// DefaultMaxParamsBytes.
 	MaxParamsBytes int
 
-	// Logger receives protocol errors (Warn), handler panics (Error) and
-	// refused requests (Debug); slog.Default() if nil.
+	// Logger receives protocol errors (one Warn a minute, the rest
+	// Debug), handler panics (Error) and refused requests (Debug);
+	// slog.Default() if nil.
 	Logger *slog.Logger
+
+	protoWarned atomic.Int64 // unix ns of the last protocol-error Warn
+	protoQuiet  atomic.Int64 // protocol errors logged at Debug since
 
 	initOnce  sync.Once
 	done      chan struct{} // closed by Shutdown
@@ -89,6 +93,21 @@ func (s *Server) init() {
 		s.listeners = make(map[*net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 	})
+}
+
+// protocolError logs a peer's protocol violation: one Warn a minute at
+// most (saying how many were folded into it), the rest at Debug, so that a
+// peer sending garbage cannot flood the log.
+func (s *Server) protocolError(remote, reason string) {
+	now := time.Now().UnixNano()
+	last := s.protoWarned.Load()
+	if now-last >= int64(time.Minute) && s.protoWarned.CompareAndSwap(last, now) {
+		s.logger().Warn("fastcgi: closing connection", "remote", remote, "reason", reason,
+			"more-since-last-warning", s.protoQuiet.Swap(0))
+		return
+	}
+	s.protoQuiet.Add(1)
+	s.logger().Debug("fastcgi: closing connection", "remote", remote, "reason", reason)
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -597,6 +597,28 @@ func TestProtocolErrors(t *testing.T) {
 	}
 }
 
+// TestProtocolErrorsDoNotFloodTheLog: a stream of garbage connections
+// makes one warning; the rest are debug lines.
+func TestProtocolErrorsDoNotFloodTheLog(t *testing.T) {
+	ts := startServer(t, echoHandler())
+	const n = 20
+	for range n {
+		c := ts.dial(t)
+		c.write([]byte{2, typeGetValues, 0, 0, 0, 0, 0, 0})
+		c.expectClosed()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(ts.logs.String(), "unsupported FastCGI version 2") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every error logged:\n%s", ts.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if w := strings.Count(ts.logs.String(), "level=WARN"); w != 1 {
+		t.Fatalf("%d warnings for %d protocol errors, want 1:\n%s", w, n, ts.logs.String())
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
