@@ -167,6 +167,12 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 		return nil, fmt.Errorf("app %s: %w", name, err)
 	}
 	a.pool = p
+	if err := n.checkDrivers(m, dir); err != nil {
+		a.broken = err.Error()
+		log.Error("app asks for more than this node allows", "err", err)
+		n.crash(pool.Crash{App: name, Time: time.Now(), Reason: "driver not allowed", Status: "not started", Output: []string{a.broken}})
+		return a, nil
+	}
 	if u := n.iso.user(name); u != nil {
 		// Slaves start on demand, so none has tried to connect yet.
 		if err := os.Chown(socket, u.UID, u.GID); err != nil {

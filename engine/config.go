@@ -49,6 +49,8 @@ type Config struct {
 	Package PackageConfig `toml:"package"`
 	// Sandbox configures the language sandboxes.
 	Sandbox SandboxConfig `toml:"sandbox"`
+	// Drivers says what apps' drivers may bind and watch.
+	Drivers DriversConfig `toml:"drivers"`
 	// Security bounds ZeroMQ messages and authenticates dealers (CURVE
 	// with the cluster key) on the listen and announce endpoints.
 	Security zmqsec.Config `toml:"security"`
@@ -150,6 +152,7 @@ func (c *Config) Default() {
 		c.Advertise = advertise(c.Listen)
 	}
 	c.Security.Default()
+	c.Drivers.defaults()
 }
 
 // advertise replaces a wildcard host by the hostname.

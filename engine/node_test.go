@@ -332,3 +332,34 @@ func TestStartSweepsSpoolAndRun(t *testing.T) {
 		}
 	}
 }
+
+// TestDriverPolicy: an app may not bind every interface, a port the node
+// uses, or watch outside its folder; such an app is deployed broken with
+// the reason (503), while one that asks for what the node allows runs.
+func TestDriverPolicy(t *testing.T) {
+	n := startNode(t)
+	_, listenPort, _ := strings.Cut(strings.TrimPrefix(n.cfg.Listen, "tcp://127.0.0.1"), ":")
+	for _, c := range []struct{ app, driver, reason string }{
+		{"wildcard", `{"type": "zeromq-server", "endpoint": "tcp://0.0.0.0:` + fmt.Sprint(freePort(t)) + `"}`, "bind only"},
+		{"taken", `{"type": "zeromq-server", "endpoint": "tcp://127.0.0.1:` + listenPort + `"}`, "reserved"},
+		{"root", `{"type": "filesystem-monitor", "path": "/", "recursive": true}`, "watch only"},
+		{"fine", `{"type": "zeromq-server", "endpoint": "tcp://127.0.0.1:` + fmt.Sprint(freePort(t)) + `"}`, ""},
+	} {
+		m := `{"type": "testself", "drivers": {"echo": {"type": "native-server"}, "d": ` + c.driver + `}}`
+		if _, err := n.Upload(context.Background(), c.app, pack(t, map[string]string{"manifest.json": m})); err != nil {
+			t.Fatalf("%s: %v", c.app, err)
+		}
+		a := n.Info().Apps[c.app]
+		if c.reason == "" {
+			if a.State != "running" {
+				t.Errorf("%s: %+v, want running", c.app, a)
+			}
+			continue
+		}
+		if a.State != "broken" || !strings.Contains(a.Reason, c.reason) {
+			t.Errorf("%s: state %q reason %q, want broken with %q", c.app, a.State, a.Reason, c.reason)
+		}
+		_, err := n.call(t, c.app, "echo", "x", wire.Policy{})
+		wantCode(t, err, wire.CodeUnavailable)
+	}
+}

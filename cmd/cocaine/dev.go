@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/cocaine-cloud/cocaine/engine"
@@ -59,6 +61,14 @@ func runDev(args []string) int {
 		Multicast: engine.MulticastConfig{Enabled: *mcast != "", Group: *mcast}}
 	// One machine, one process: no cluster key to hand around.
 	cfg.Security.Insecure = true
+	// Apps may not take the front's ports.
+	for _, a := range []string{*httpAddr, *fcgiAddr} {
+		if _, port, err := net.SplitHostPort(a); err == nil {
+			if p, err := strconv.Atoi(port); err == nil {
+				cfg.Drivers.ReservedPorts = append(cfg.Drivers.ReservedPorts, p)
+			}
+		}
+	}
 	node, err := engine.New(cfg, st, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
