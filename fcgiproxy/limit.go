@@ -121,6 +121,16 @@ func (c *limitConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// CloseWrite half-closes the connection: net/http does so before closing
+// one whose client is still sending (a 413), so that the client reads the
+// answer instead of a reset.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
 func (c *limitConn) Close() error {
 	c.l.mu.Lock()
 	c.l.forgetLocked(c)

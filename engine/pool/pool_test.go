@@ -398,7 +398,7 @@ func TestBrokenAppBacksOff(t *testing.T) {
 		c.BrokenAfter, c.BackoffMin, c.BackoffMax = 4, 20*time.Millisecond, 200*time.Millisecond
 	})
 	_, code, msg := f.call("echo", "x").wait(t, 10*time.Second)
-	if code != wire.CodeServer || !strings.Contains(msg, "broken") {
+	if code != wire.CodeUnavailable || !strings.Contains(msg, "broken") {
 		t.Fatalf("job on a broken app: %d %q", code, msg)
 	}
 	in := f.Info()
@@ -408,7 +408,7 @@ func TestBrokenAppBacksOff(t *testing.T) {
 	// No respawn storm: exactly BrokenAfter spawns, also a while later and
 	// after more requests.
 	_, code, _ = f.call("echo", "y").wait(t, time.Second)
-	if code != wire.CodeServer {
+	if code != wire.CodeUnavailable {
 		t.Fatalf("second job: %d", code)
 	}
 	time.Sleep(300 * time.Millisecond) // long enough for a storm to show
@@ -433,7 +433,7 @@ func TestStartupTimeout(t *testing.T) {
 	e.StartupTimeout = 200 * time.Millisecond
 	f := newPool(t, "silent", e, func(c *Config) { c.BrokenAfter, c.BackoffMin = 2, 10*time.Millisecond })
 	_, code, _ := f.call("echo", "x").wait(t, 5*time.Second)
-	if code != wire.CodeServer || f.Info().State != StateBroken {
+	if code != wire.CodeUnavailable || f.Info().State != StateBroken {
 		t.Fatalf("silent slaves: code %d, state %s", code, f.Info().State)
 	}
 }
