@@ -54,6 +54,8 @@ func startNode(t testing.TB) *testNode {
 	// The test binary doubles as a slave: it lives in a folder only root
 	// may enter, and under -race needs more address space than a default.
 	cfg.Sandbox.Isolate, cfg.Sandbox.DefaultMemory = "off", "0"
+	// Tests watch folders of their own.
+	cfg.Drivers.WatchRoots = []string{os.TempDir()}
 	n, err := New(cfg, st, nil)
 	if err != nil {
 		t.Fatal(err)

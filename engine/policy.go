@@ -62,6 +62,9 @@ func (n *Node) checkDrivers(m *manifest.Manifest, dir string) error {
 			if !slices.Contains(pol.BindHosts, host) {
 				return fmt.Errorf("driver %s: this node lets apps bind only %v, not %q ([drivers] bind-hosts)", name, pol.BindHosts, host)
 			}
+			if port == "*" {
+				continue // the system picks a free one
+			}
 			p, err := strconv.Atoi(port)
 			if err != nil || p < 1024 || slices.Contains(reserved, p) {
 				return fmt.Errorf("driver %s: port %s is reserved on this node ([drivers] reserved-ports, below 1024, the node's own)", name, port)

@@ -423,9 +423,12 @@ func (r *Response) eventLocked(t *try, ev Event) (retry bool) {
 			// left that node: it advertised the app when it was picked,
 			// even if its announce without it came since. Anywhere else
 			// will do, at no cost.
+			// A Conn's own request has nowhere else: it ends below.
 			r.tried = append(r.tried, t.n)
 			r.last = err
-			return r.d != nil
+			if r.d != nil {
+				return true
+			}
 		case t.acked && !r.chunked && err.Code.Retryable():
 			return r.retryPaid(t, err)
 		default:
@@ -437,7 +440,9 @@ func (r *Response) eventLocked(t *try, ev Event) (retry bool) {
 		case !t.acked:
 			r.tried = append(r.tried, t.n)
 			r.last = wire.Errorf(wire.CodeUnavailable, "node %s was lost before accepting the request", t.endpoint())
-			return r.d != nil
+			if r.d != nil {
+				return true
+			}
 		case r.chunked:
 			r.fail(wire.CodeServer, "node "+t.endpoint()+" was lost in the middle of the answer")
 		default:
