@@ -104,7 +104,7 @@ func TestSmartAmongMany(t *testing.T) {
 // whose connection broke and one silent for too long are left out until
 // they announce again.
 func TestDeadNodesNotPicked(t *testing.T) {
-	tb := newTable()
+	tb := newTable(nil)
 	t.Cleanup(tb.close)
 	now := time.Now()
 	info := func(ep string) wire.NodeInfo {
