@@ -85,12 +85,7 @@ func runMarks(dir, kind string) int {
 
 func marksDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "fmarks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return testcluster.AppDir(t, "fmarks")
 }
 
 // errorAnswer checks an error answer: status, code header and JSON body.
@@ -119,6 +114,8 @@ http = %q
 fastcgi = ""
 [api]
 storage = "off"
+[security]
+insecure = true # cocaine dev's engine is insecure
 `, n.Announce, gw)), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -119,12 +119,7 @@ type marks string
 
 func newMarks(t testing.TB) marks {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "dmarks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return marks(dir)
+	return marks(testcluster.AppDir(t, "dmarks"))
 }
 
 // runs returns the sockets of the slaves that started a run, oldest first.

@@ -693,9 +693,10 @@ func TestUnixListenerAndMaxConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release := make(chan struct{})
+	release, blocked := make(chan struct{}), make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
+			close(blocked)
 			<-release
 		}
 		echoHandler().ServeHTTP(w, r)
@@ -713,6 +714,7 @@ func TestUnixListenerAndMaxConns(t *testing.T) {
 	c1.expectClosed()
 	// A busy one does not: the third connection waits in the backlog.
 	c2.write(encodeRequest(nil, 2, true, reqParams("GET", "/block"), nil))
+	<-blocked // busy, not idle
 	c3 := dialClient(t, "unix", path)
 	c3.write(encodeRequest(nil, 1, true, reqParams("GET", "/"), nil))
 	c3.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))

@@ -310,3 +310,19 @@ func OpenFDs(t testing.TB, pid int) int {
 
 // Pid is the `cocaine dev` process's id.
 func (n *Node) Pid() int { return n.cmd.Process.Pid }
+
+// AppDir makes a folder that apps may write in (mode 0777, removed at the
+// end of the test): under `cocaine dev` as root each app runs as a user of
+// its own (docs/operations.md), which a folder of the test's would keep out.
+func AppDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
