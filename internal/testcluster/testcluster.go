@@ -114,7 +114,10 @@ func StartNode(t testing.TB, o Options) *Node {
 		n.FastCGI = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	}
 	args := []string{"dev", "--data", data, "--apps", apps, "--listen", n.Listen, "--announce", n.Announce,
-		"--announce-interval", "200ms", "--http", n.HTTP, "--fastcgi", n.FastCGI}
+		// Three silent intervals make a node dead: at 200 ms a loaded CI
+		// machine could delay announces that long and turn a live node's
+		// routes into 404s for a moment.
+		"--announce-interval", "500ms", "--http", n.HTTP, "--fastcgi", n.FastCGI}
 	if o.Verbose {
 		args = append(args, "-v")
 	}
