@@ -13,13 +13,15 @@
 #   e   nginx uwsgi_pass → uWSGI, 2 processes, examples/wsgi-hello/app.py
 #   fc  nginx fastcgi_pass (keepalive) → cocaine → examples/flask, its index page
 #   fu  nginx uwsgi_pass → uWSGI, 2 processes, examples/flask/app.py, the same page
+#   s   nginx fastcgi_pass (keepalive) → `cocaine gateway` → ZeroMQ → `cocaine engine` → Go slave,
+#       examples/echo as shipped: the split topology, two processes (CPU counts both)
 #
 # The cocaine site is configs/nginx.conf itself, its upstream pointed at a
 # Unix socket. Installs nothing: `make bench` runs scripts/deps.sh bench
 # first. Everything listens on loopback or a Unix socket, and everything
 # started here is stopped on exit.
 #
-# Environment: PORT (18100: uses PORT+1..PORT+7 and PORT+90..91),
+# Environment: PORT (18100: uses PORT+1..PORT+8 and PORT+90..93),
 # DURATION (10s), WARMUP (2s), ROUNDS (3), CONNS (32), THREADS (1),
 # CONFIGS (all, e.g. "a b"), RAW (unset: when set, every run is appended
 # there as TSV), WRK_OUT (unset: a folder for wrk's whole output of every
@@ -44,9 +46,9 @@ for t in "$WRK" "$UWSGI" curl go; do
 done
 [ -f /usr/lib/uwsgi/plugins/python3_plugin.so ] || { echo "uwsgi-plugin-python3 is not installed" >&2; exit 1; }
 
-port_cocaine=$((PORT + 1)) port_b=$((PORT + 2)) port_c=$((PORT + 3)) port_e=$((PORT + 5)) port_fu=$((PORT + 7))
-engine_port=$((PORT + 90))
-for p in $port_cocaine $port_b $port_c $port_e $port_fu $engine_port $((engine_port + 1)); do
+port_cocaine=$((PORT + 1)) port_b=$((PORT + 2)) port_c=$((PORT + 3)) port_e=$((PORT + 5)) port_fu=$((PORT + 7)) port_s=$((PORT + 8))
+engine_port=$((PORT + 90)) split_port=$((PORT + 92))
+for p in $port_cocaine $port_b $port_c $port_e $port_fu $port_s $engine_port $((engine_port + 1)) $split_port $((split_port + 1)); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "port $p is taken: set PORT to another base" >&2
 		exit 1
@@ -97,6 +99,37 @@ setsid "$root/bin/cocaine" dev --data "$tmp/data" --apps "$tmp/apps" \
 groups+=($!)
 cocaine_pid=$!
 
+# s: the same apps in a separate engine (reading the storage cocaine dev
+# filled) and a gateway that knows only that engine, the two measured
+# together as one backend.
+case " $CONFIGS " in *" s "*)
+	mkdir -p "$tmp/split/data"
+	cat >"$tmp/split/engine.toml" <<TOML
+listen = "tcp://127.0.0.1:$split_port"
+announce = "tcp://127.0.0.1:$((split_port + 1))"
+announce-interval = "200ms"
+storage = "file://$tmp/data/storage"
+data-dir = "$tmp/split/data"
+[sandbox.go]
+framework = "$root"
+TOML
+	cat >"$tmp/split/gateway.toml" <<TOML
+[dealer]
+discovery = ["static:tcp://127.0.0.1:$((split_port + 1))"]
+[front]
+http = ""
+fastcgi = "unix:$tmp/split.sock"
+[api]
+storage = "off"
+TOML
+	# One process group for both, so that CPU is counted over the pair.
+	setsid bash -c "\"$root/bin/cocaine\" engine -c \"$tmp/split/engine.toml\" >\"$tmp/split-engine.log\" 2>&1 &
+		exec \"$root/bin/cocaine\" gateway -c \"$tmp/split/gateway.toml\" >\"$tmp/split-gateway.log\" 2>&1" &
+	groups+=($!)
+	split_pid=$!
+	;;
+esac
+
 "$tmp/hello" -socket "$tmp/hello.sock" 2>"$tmp/hello.log" &
 pids+=($!)
 hello_pid=$!
@@ -133,6 +166,10 @@ http {
     # a, a32, d, fc: the shipped site (configs/nginx.conf)
 $site
 
+    # s: the shipped site again, its upstream the split gateway
+$(sed -e "s|server 127.0.0.1:9000;|server unix:$tmp/split.sock;|" -e "s|listen 80;|listen 127.0.0.1:$port_s;|" \
+	-e "s|cocaine_front|cocaine_split|g" "$root/configs/nginx.conf")
+
     # b
     upstream hello_keep { server unix:$tmp/hello.sock; keepalive 32; }
     server { listen 127.0.0.1:$port_b;
@@ -160,6 +197,7 @@ url[d]="http://127.0.0.1:$port_cocaine/wsgi-hello/http/"
 url[e]="http://127.0.0.1:$port_e/"
 url[fc]="http://127.0.0.1:$port_cocaine/flask/http/"
 url[fu]="http://127.0.0.1:$port_fu/"
+url[s]="http://127.0.0.1:$port_s/echo/http/"
 label[a]="nginx → cocaine → Go (echo as shipped)"
 label[a32]="nginx → cocaine → Go (concurrency 32)"
 label[b]="nginx proxy_pass → bare Go net/http"
@@ -168,16 +206,18 @@ label[d]="nginx → cocaine → Python, WSGI hello"
 label[e]="nginx uwsgi → uWSGI, WSGI hello"
 label[fc]="nginx → cocaine → Flask"
 label[fu]="nginx uwsgi → uWSGI → Flask"
-for k in a a32 b; do want[$k]="GET /"; done
+label[s]="nginx → gateway → engine → Go (split)"
+for k in a a32 b s; do want[$k]="GET /"; done
 for k in c d e; do want[$k]="Hello, World!"; done
 for k in fc fu; do want[$k]="<h1>Flask on cocaine</h1>"; done
 backend[a]=$cocaine_pid backend[a32]=$cocaine_pid backend[d]=$cocaine_pid backend[fc]=$cocaine_pid
+backend[s]=${split_pid:-}
 backend[b]=$hello_pid backend[c]=$uwsgi_fcgi_pid backend[e]=$uwsgi_pid backend[fu]=$uwsgi_flask_pid
 
 # Every backend answers what it should before anything is measured; the
 # Go apps are compiled at deploy, which takes a while on a cold cache.
 for k in $CONFIGS; do
-	[ -n "${url[$k]:-}" ] || { echo "unknown config $k (have: a a32 b c d e fc fu)" >&2; exit 1; }
+	[ -n "${url[$k]:-}" ] || { echo "unknown config $k (have: a a32 b c d e fc fu s)" >&2; exit 1; }
 	ok=0
 	for _ in $(seq 1800); do
 		if body=$(curl -sf --max-time 5 "${url[$k]}") && grep -qF "${want[$k]}" <<<"$body"; then ok=1; break; fi
@@ -255,11 +295,13 @@ ratio() { # name, numerator, denominator, goal ("" for none)
 		if (g != "") printf "   goal >= %s: %s", g, (r >= g + 0 ? "met" : "NOT met")
 		printf "\n" }'
 }
-ratio "(a)/(b)   cocaine Go / bare Go" a b 0.7
-ratio "(a32)/(b) cocaine Go, concurrency 32 / bare Go" a32 b 0.7
-ratio "(d)/(c)   cocaine Python / uWSGI FastCGI" d c 1.0
-ratio "(d)/(e)   cocaine Python / uWSGI native" d e 1.0
-ratio "(fc)/(fu) cocaine Flask / uWSGI Flask" fc fu ""
+ratio "(a)/(b)   cocaine Go / bare Go" a b 0.5
+ratio "(a32)/(b) cocaine Go, concurrency 32 / bare Go" a32 b 0.5
+ratio "(s)/(b)   split gateway + engine / bare Go" s b 0.4
+ratio "(c)/(b)   uWSGI FastCGI / bare Go" c b ""
+ratio "(d)/(c)   cocaine Python / uWSGI FastCGI" d c ""
+ratio "(d)/(e)   cocaine Python / uWSGI native" d e 0.5
+ratio "(fc)/(fu) cocaine Flask / uWSGI Flask" fc fu 0.8
 if grep -q '\[error\]' "$tmp/nginx/logs/error.log"; then
 	echo "nginx errors:" >&2
 	grep '\[error\]' "$tmp/nginx/logs/error.log" | head >&2
