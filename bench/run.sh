@@ -233,18 +233,20 @@ done
 # CPU time of a process and all its descendants, in clock ticks: the
 # cost per request behind nginx, which other load on the machine shifts
 # far less than requests/s.
+# The second number is the platform's share: the cocaine processes of the
+# tree (front, dealer, engine), without the apps' slaves.
 tree_ticks() {
 	# Processes come and go while cat reads: a vanished one is no error.
-	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^\([0-9]*\) (.*) /\1 /' | awk -v root="$1" '
-		{ ppid[$1] = $3; t[$1] = $13 + $14 }
-		END { for (p in t) { q = p; while (q != root && q > 1 && (q in ppid)) q = ppid[q]; if (q == root) s += t[p] }; print s + 0 }'
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^\([0-9]*\) (\(.*\)) /\1 \2 /' | awk -v root="$1" '
+		{ ppid[$1] = $4; t[$1] = $14 + $15; own[$1] = ($2 == "cocaine") }
+		END { for (p in t) { q = p; while (q != root && q > 1 && (q in ppid)) q = ppid[q]; if (q == root) { s += t[p]; if (own[p]) c += t[p] } }; print s + 0, c + 0 }'
 }
 hz=$(getconf CLK_TCK)
 to_ms() { # wrk's "812.00us", "1.20ms", "2.01s"
 	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
 
-declare -A rps p50 p99 cpu errs
+declare -A rps p50 p99 cpu pcpu errs
 cfgs=($CONFIGS)
 echo "# $(date -u +%FT%TZ) $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION --latency, warm-up $WARMUP, $ROUNDS rounds" 
 for r in $(seq "$ROUNDS"); do
@@ -255,20 +257,21 @@ for r in $(seq "$ROUNDS"); do
 	for i in $(seq 0 $((n - 1))); do
 		k=${cfgs[$(((i + r - 1) % n))]}
 		"$WRK" -t"$THREADS" -c"$CONNS" -d"$WARMUP" "${url[$k]}" >/dev/null
-		t0=$(tree_ticks "${backend[$k]}")
+		read -r t0 c0 <<<"$(tree_ticks "${backend[$k]}")"
 		out=$("$WRK" -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${url[$k]}")
-		t1=$(tree_ticks "${backend[$k]}")
+		read -r t1 c1 <<<"$(tree_ticks "${backend[$k]}")"
 		req=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
 		l50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
 		l99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
 		total=$(awk '/requests in/ { print $1 }' <<<"$out")
 		us=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$total" 'BEGIN { if (n > 0) printf "%.0f", t / hz / n * 1e6 }')
+		pus=$(awk -v t="$((c1 - c0))" -v hz="$hz" -v n="$total" 'BEGIN { if (n > 0) printf "%.0f", t / hz / n * 1e6 }')
 		e=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';' || true)
-		rps[$k]+="$req " p50[$k]+="$l50 " p99[$k]+="$l99 " cpu[$k]+="$us "
+		rps[$k]+="$req " p50[$k]+="$l50 " p99[$k]+="$l99 " cpu[$k]+="$us " pcpu[$k]+="$pus "
 		[ -n "$e" ] && errs[$k]+="r$r:$e "
-		printf '  %-4s %-40s %8s req/s  p50 %7s ms  p99 %7s ms  %5s µs CPU/req %s\n' "$k" "${label[$k]}" "$req" "$l50" "$l99" "$us" "$e"
+		printf '  %-4s %-40s %8s req/s  p50 %7s ms  p99 %7s ms  %5s µs CPU/req (platform %s) %s\n' "$k" "${label[$k]}" "$req" "$l50" "$l99" "$us" "$pus" "$e"
 		[ -n "${WRK_OUT:-}" ] && mkdir -p "$WRK_OUT" && printf '%s\n' "$out" >"$WRK_OUT/r$r-$k.txt"
-		[ -n "${RAW:-}" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$k" "$req" "$l50" "$l99" "$us" "$e" >>"$RAW"
+		[ -n "${RAW:-}" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$k" "$req" "$l50" "$l99" "$us" "$pus" "$e" >>"$RAW"
 	done
 done
 echo "after: load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -276,13 +279,15 @@ echo "after: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A med
 echo
-printf '| config | path | req/s (runs) | median req/s | p50 ms | p99 ms | backend CPU µs/req |\n'
-printf '| --- | --- | --- | ---: | ---: | ---: | ---: |\n'
+printf '| config | path | req/s (runs) | median req/s | p50 ms | p99 ms | backend CPU µs/req | of which platform |\n'
+printf '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n'
 for k in $CONFIGS; do
 	med[$k]=$(median "${rps[$k]}")
 	runs=$(tr -s ' ' '\n' <<<"${rps[$k]}" | grep -v '^$' | paste -sd'/' | sed 's|/| / |g')
-	printf '| %s | %s | %s | **%s** | %s | %s | %s |\n' "$k" "${label[$k]}" "$runs" "${med[$k]}" \
-		"$(median "${p50[$k]}")" "$(median "${p99[$k]}")" "$(median "${cpu[$k]}")"
+	platform=$(median "${pcpu[$k]}")
+	case $k in b | c | e | fu) platform=- ;; esac
+	printf '| %s | %s | %s | **%s** | %s | %s | %s | %s |\n' "$k" "${label[$k]}" "$runs" "${med[$k]}" \
+		"$(median "${p50[$k]}")" "$(median "${p99[$k]}")" "$(median "${cpu[$k]}")" "$platform"
 done
 for k in $CONFIGS; do
 	[ -n "${errs[$k]:-}" ] && echo "errors in $k: ${errs[$k]}"
