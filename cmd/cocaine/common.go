@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -24,6 +25,27 @@ func newFlags(name, usage string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// profileFlag adds --cpuprofile to a long-running command; start begins
+// the profile and returns what stops it (on the command's return, after a
+// signal too).
+func profileFlag(fs *flag.FlagSet) (start func() (stop func(), err error)) {
+	path := fs.String("cpuprofile", "", "write a CPU profile (pprof) of this process to `FILE`, from start to stop")
+	return func() (func(), error) {
+		if *path == "" {
+			return func() {}, nil
+		}
+		f, err := os.Create(*path)
+		if err != nil {
+			return nil, fmt.Errorf("cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cpuprofile: %w", err)
+		}
+		return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	}
 }
 
 func envOr(name, def string) string {
