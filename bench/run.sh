@@ -23,7 +23,8 @@
 #
 # Environment: PORT (18100: uses PORT+1..PORT+8 and PORT+90..93),
 # DURATION (10s), WARMUP (2s), ROUNDS (3), CONNS (32), THREADS (1),
-# CONFIGS (all, e.g. "a b"), RAW (unset: when set, every run is appended
+# CONFIGS (all, e.g. "a b"), DEV_FLAGS (more flags for cocaine dev, e.g.
+# "--cpuprofile /tmp/dev.prof"), RAW (unset: when set, every run is appended
 # there as TSV), WRK_OUT (unset: a folder for wrk's whole output of every
 # run), NGINX, WRK, UWSGI.
 set -euo pipefail
@@ -95,7 +96,7 @@ JSON
 
 setsid "$root/bin/cocaine" dev --data "$tmp/data" --apps "$tmp/apps" \
 	--listen "tcp://127.0.0.1:$engine_port" --announce "tcp://127.0.0.1:$((engine_port + 1))" \
-	--announce-interval 200ms --http "" --fastcgi "unix:$tmp/cocaine.sock" >"$tmp/cocaine.log" 2>&1 &
+	--announce-interval 200ms --http "" --fastcgi "unix:$tmp/cocaine.sock" ${DEV_FLAGS:-} >"$tmp/cocaine.log" 2>&1 &
 groups+=($!)
 cocaine_pid=$!
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 )
@@ -45,6 +46,19 @@ func profileFlag(fs *flag.FlagSet) (start func() (stop func(), err error)) {
 			return nil, fmt.Errorf("cpuprofile: %w", err)
 		}
 		return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	}
+}
+
+// serverProcs gives a long-running platform process (dev, gateway,
+// engine) half the CPUs Go would use, at least one, unless GOMAXPROCS is
+// set. The platform only routes: the apps' slaves and the web server in
+// front do the work and need the other half. On a small machine a second
+// scheduler thread mostly spins looking for work at every wake-up, and
+// measured more CPU per request than the parallelism it bought
+// (docs/benchmarks.md).
+func serverProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/2))
 	}
 }
 

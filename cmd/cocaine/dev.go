@@ -44,6 +44,7 @@ func runDev(args []string) int {
 		return exitUsage
 	}
 	defer stopProfile()
+	serverProcs()
 	log := newLogger(*verbose)
 	ctx, cancel := signalContext()
 	defer cancel()
