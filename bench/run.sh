@@ -15,15 +15,18 @@
 #   fu  nginx uwsgi_pass → uWSGI, 2 processes, examples/flask/app.py, the same page
 #   s   nginx fastcgi_pass (keepalive) → `cocaine gateway` → ZeroMQ → `cocaine engine` → Go slave,
 #       examples/echo as shipped: the split topology, two processes (CPU counts both)
+#   a.old, a32.old, s.old  a, a32 and s with the cocaine of another checkout (BEFORE=dir),
+#       for a before/after measured side by side in one run
 #
 # The cocaine site is configs/nginx.conf itself, its upstream pointed at a
 # Unix socket. Installs nothing: `make bench` runs scripts/deps.sh bench
 # first. Everything listens on loopback or a Unix socket, and everything
 # started here is stopped on exit.
 #
-# Environment: PORT (18100: uses PORT+1..PORT+8 and PORT+90..93),
+# Environment: PORT (18100: uses PORT+1..PORT+10 and PORT+90..97),
 # DURATION (10s), WARMUP (2s), ROUNDS (3), CONNS (32), THREADS (1),
-# CONFIGS (all, e.g. "a b"), DEV_FLAGS (more flags for cocaine dev, e.g.
+# CONFIGS (all, e.g. "a b"), BEFORE (a checkout to build the .old configs
+# from), DEV_FLAGS (more flags for cocaine dev, e.g.
 # "--cpuprofile /tmp/dev.prof"), RAW (unset: when set, every run is appended
 # there as TSV), WRK_OUT (unset: a folder for wrk's whole output of every
 # run), NGINX, WRK, UWSGI.
@@ -48,8 +51,9 @@ done
 [ -f /usr/lib/uwsgi/plugins/python3_plugin.so ] || { echo "uwsgi-plugin-python3 is not installed" >&2; exit 1; }
 
 port_cocaine=$((PORT + 1)) port_b=$((PORT + 2)) port_c=$((PORT + 3)) port_e=$((PORT + 5)) port_fu=$((PORT + 7)) port_s=$((PORT + 8))
-engine_port=$((PORT + 90)) split_port=$((PORT + 92))
-for p in $port_cocaine $port_b $port_c $port_e $port_fu $port_s $engine_port $((engine_port + 1)) $split_port $((split_port + 1)); do
+port_old=$((PORT + 9)) port_s_old=$((PORT + 10))
+engine_port=$((PORT + 90)) split_port=$((PORT + 92)) old_port=$((PORT + 94)) split_old_port=$((PORT + 96))
+for p in $port_cocaine $port_b $port_c $port_e $port_fu $port_s $port_old $port_s_old $(seq $engine_port $((engine_port + 7))); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "port $p is taken: set PORT to another base" >&2
 		exit 1
@@ -94,42 +98,62 @@ cat >"$tmp/apps/echo32/manifest.json" <<'JSON'
   "drivers": { "http": { "type": "native-server", "emit": "http", "payload": "http" } } }
 JSON
 
-setsid "$root/bin/cocaine" dev --data "$tmp/data" --apps "$tmp/apps" \
-	--listen "tcp://127.0.0.1:$engine_port" --announce "tcp://127.0.0.1:$((engine_port + 1))" \
-	--announce-interval 200ms --http "" --fastcgi "unix:$tmp/cocaine.sock" ${DEV_FLAGS:-} >"$tmp/cocaine.log" 2>&1 &
-groups+=($!)
-cocaine_pid=$!
-
-# s: the same apps in a separate engine (reading the storage cocaine dev
-# filled) and a gateway that knows only that engine, the two measured
-# together as one backend.
-case " $CONFIGS " in *" s "*)
-	mkdir -p "$tmp/split/data"
-	cat >"$tmp/split/engine.toml" <<TOML
-listen = "tcp://127.0.0.1:$split_port"
-announce = "tcp://127.0.0.1:$((split_port + 1))"
+start_dev() { # binary, folder, FastCGI socket, engine port; sets started
+	setsid "$1" dev --data "$2/data" --apps "$tmp/apps" \
+		--listen "tcp://127.0.0.1:$4" --announce "tcp://127.0.0.1:$(($4 + 1))" \
+		--announce-interval 200ms --http "" --fastcgi "unix:$3" ${DEV_FLAGS:-} >"$2/cocaine.log" 2>&1 &
+	groups+=($!)
+	started=$!
+}
+# The split topology: the same apps in a separate engine (reading the
+# storage cocaine dev filled) and a gateway that knows only that engine,
+# the two measured together as one backend.
+start_split() { # binary, folder, FastCGI socket, engine port; sets started
+	mkdir -p "$2/data"
+	cat >"$2/engine.toml" <<TOML
+listen = "tcp://127.0.0.1:$4"
+announce = "tcp://127.0.0.1:$(($4 + 1))"
 announce-interval = "200ms"
 storage = "file://$tmp/data/storage"
-data-dir = "$tmp/split/data"
+data-dir = "$2/data"
 [sandbox.go]
 framework = "$root"
 TOML
-	cat >"$tmp/split/gateway.toml" <<TOML
+	cat >"$2/gateway.toml" <<TOML
 [dealer]
-discovery = ["static:tcp://127.0.0.1:$((split_port + 1))"]
+discovery = ["static:tcp://127.0.0.1:$(($4 + 1))"]
 [front]
 http = ""
-fastcgi = "unix:$tmp/split.sock"
+fastcgi = "unix:$3"
 [api]
 storage = "off"
 TOML
 	# One process group for both, so that CPU is counted over the pair.
-	setsid bash -c "\"$root/bin/cocaine\" engine -c \"$tmp/split/engine.toml\" >\"$tmp/split-engine.log\" 2>&1 &
-		exec \"$root/bin/cocaine\" gateway -c \"$tmp/split/gateway.toml\" >\"$tmp/split-gateway.log\" 2>&1" &
+	setsid bash -c "\"$1\" engine -c \"$2/engine.toml\" >\"$2/engine.log\" 2>&1 &
+		exec \"$1\" gateway -c \"$2/gateway.toml\" >\"$2/gateway.log\" 2>&1" &
 	groups+=($!)
-	split_pid=$!
-	;;
-esac
+	started=$!
+}
+wants() { case " $CONFIGS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+start_dev "$root/bin/cocaine" "$tmp" "$tmp/cocaine.sock" "$engine_port"
+cocaine_pid=$started
+if wants s; then
+	start_split "$root/bin/cocaine" "$tmp/split" "$tmp/split.sock" "$split_port"
+	split_pid=$started
+fi
+if wants a.old || wants a32.old || wants s.old; then
+	[ -n "${BEFORE:-}" ] || { echo "the .old configs need BEFORE=a checkout to build them from" >&2; exit 1; }
+	mkdir -p "$tmp/old"
+	echo "building the cocaine of $BEFORE" >&2
+	(cd "$BEFORE" && go build -o "$tmp/old/cocaine" ./cmd/cocaine)
+	start_dev "$tmp/old/cocaine" "$tmp/old" "$tmp/old.sock" "$old_port"
+	old_pid=$started
+	if wants s.old; then
+		start_split "$tmp/old/cocaine" "$tmp/split-old" "$tmp/split-old.sock" "$split_old_port"
+		split_old_pid=$started
+	fi
+fi
 
 "$tmp/hello" -socket "$tmp/hello.sock" 2>"$tmp/hello.log" &
 pids+=($!)
@@ -149,6 +173,10 @@ uwsgi_pid=$!
 start_uwsgi uwsgi-flask --socket "$root/examples/flask" --callable app
 uwsgi_flask_pid=$!
 
+site() { # socket, port, upstream name
+	sed -e "s|server 127.0.0.1:9000;|server unix:$1;|" -e "s|listen 80;|listen 127.0.0.1:$2;|" \
+		-e "s|cocaine_front|$3|g" "$root/configs/nginx.conf"
+}
 mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
 site=$(sed -e "s|server 127.0.0.1:9000;|server unix:$tmp/cocaine.sock;|" \
 	-e "s|listen 80;|listen 127.0.0.1:$port_cocaine;|" "$root/configs/nginx.conf")
@@ -167,9 +195,10 @@ http {
     # a, a32, d, fc: the shipped site (configs/nginx.conf)
 $site
 
-    # s: the shipped site again, its upstream the split gateway
-$(sed -e "s|server 127.0.0.1:9000;|server unix:$tmp/split.sock;|" -e "s|listen 80;|listen 127.0.0.1:$port_s;|" \
-	-e "s|cocaine_front|cocaine_split|g" "$root/configs/nginx.conf")
+    # s, and the .old configs: the shipped site again, for other upstreams
+$(site "$tmp/split.sock" "$port_s" cocaine_split)
+$(site "$tmp/old.sock" "$port_old" cocaine_old)
+$(site "$tmp/split-old.sock" "$port_s_old" cocaine_split_old)
 
     # b
     upstream hello_keep { server unix:$tmp/hello.sock; keepalive 32; }
@@ -199,6 +228,9 @@ url[e]="http://127.0.0.1:$port_e/"
 url[fc]="http://127.0.0.1:$port_cocaine/flask/http/"
 url[fu]="http://127.0.0.1:$port_fu/"
 url[s]="http://127.0.0.1:$port_s/echo/http/"
+url[a.old]="http://127.0.0.1:$port_old/echo/http/"
+url[a32.old]="http://127.0.0.1:$port_old/echo32/http/"
+url[s.old]="http://127.0.0.1:$port_s_old/echo/http/"
 label[a]="nginx → cocaine → Go (echo as shipped)"
 label[a32]="nginx → cocaine → Go (concurrency 32)"
 label[b]="nginx proxy_pass → bare Go net/http"
@@ -208,17 +240,20 @@ label[e]="nginx uwsgi → uWSGI, WSGI hello"
 label[fc]="nginx → cocaine → Flask"
 label[fu]="nginx uwsgi → uWSGI → Flask"
 label[s]="nginx → gateway → engine → Go (split)"
-for k in a a32 b s; do want[$k]="GET /"; done
+label[a.old]="${label[a]}, before"
+label[a32.old]="${label[a32]}, before"
+label[s.old]="${label[s]}, before"
+for k in a a32 b s a.old a32.old s.old; do want[$k]="GET /"; done
 for k in c d e; do want[$k]="Hello, World!"; done
 for k in fc fu; do want[$k]="<h1>Flask on cocaine</h1>"; done
 backend[a]=$cocaine_pid backend[a32]=$cocaine_pid backend[d]=$cocaine_pid backend[fc]=$cocaine_pid
-backend[s]=${split_pid:-}
+backend[s]=${split_pid:-} backend[a.old]=${old_pid:-} backend[a32.old]=${old_pid:-} backend[s.old]=${split_old_pid:-}
 backend[b]=$hello_pid backend[c]=$uwsgi_fcgi_pid backend[e]=$uwsgi_pid backend[fu]=$uwsgi_flask_pid
 
 # Every backend answers what it should before anything is measured; the
 # Go apps are compiled at deploy, which takes a while on a cold cache.
 for k in $CONFIGS; do
-	[ -n "${url[$k]:-}" ] || { echo "unknown config $k (have: a a32 b c d e fc fu s)" >&2; exit 1; }
+	[ -n "${url[$k]:-}" ] || { echo "unknown config $k (have: a a32 b c d e fc fu s a.old a32.old s.old)" >&2; exit 1; }
 	ok=0
 	for _ in $(seq 1800); do
 		if body=$(curl -sf --max-time 5 "${url[$k]}") && grep -qF "${want[$k]}" <<<"$body"; then ok=1; break; fi
@@ -226,7 +261,7 @@ for k in $CONFIGS; do
 	done
 	if [ $ok = 0 ]; then
 		echo "$k: ${url[$k]} did not answer ${want[$k]} within 3 minutes" >&2
-		tail -n 30 "$tmp"/*.log "$tmp/nginx/logs/error.log" >&2
+		tail -n 30 "$tmp"/*.log "$tmp"/*/*.log "$tmp/nginx/logs/error.log" >&2
 		exit 1
 	fi
 done
@@ -305,6 +340,9 @@ ratio "(a)/(b)   cocaine Go / bare Go" a b 0.5
 ratio "(a32)/(b) cocaine Go, concurrency 32 / bare Go" a32 b 0.5
 ratio "(s)/(b)   split gateway + engine / bare Go" s b 0.4
 ratio "(c)/(b)   uWSGI FastCGI / bare Go" c b ""
+ratio "before: (a)/(b)" a.old b ""
+ratio "before: (a32)/(b)" a32.old b ""
+ratio "before: (s)/(b)" s.old b ""
 ratio "(d)/(c)   cocaine Python / uWSGI FastCGI" d c ""
 ratio "(d)/(e)   cocaine Python / uWSGI native" d e 0.5
 ratio "(fc)/(fu) cocaine Flask / uWSGI Flask" fc fu 0.8
