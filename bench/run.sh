@@ -138,6 +138,12 @@ wants() { case " $CONFIGS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 start_dev "$root/bin/cocaine" "$tmp" "$tmp/cocaine.sock" "$engine_port"
 cocaine_pid=$started
+# The other engines read the apps cocaine dev stores: not before it has.
+for _ in $(seq 1800); do
+	grep -q "^cocaine dev: apps" "$tmp/cocaine.log" && break
+	kill -0 "$cocaine_pid" 2>/dev/null || { cat "$tmp/cocaine.log" >&2; exit 1; }
+	sleep 0.1
+done
 if wants s; then
 	start_split "$root/bin/cocaine" "$tmp/split" "$tmp/split.sock" "$split_port"
 	split_pid=$started
