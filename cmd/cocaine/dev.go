@@ -44,7 +44,7 @@ func runDev(args []string) int {
 		return exitUsage
 	}
 	defer stopProfile()
-	serverProcs()
+	serverRuntime()
 	log := newLogger(*verbose)
 	ctx, cancel := signalContext()
 	defer cancel()

@@ -24,7 +24,7 @@ func runEngine(args []string) int {
 		return exitUsage
 	}
 	defer stopProfile()
-	serverProcs()
+	serverRuntime()
 	var cfg engine.Config
 	if *config != "" {
 		c, err := engine.LoadConfig(*config)

@@ -61,7 +61,7 @@ func runGateway(args []string) int {
 		return exitUsage
 	}
 	defer stopProfile()
-	serverProcs()
+	serverRuntime()
 	cfg, err := loadGatewayConfig(*config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine gateway:", err)
