@@ -60,7 +60,7 @@ func profileFlag(fs *flag.FlagSet) (start func() (stop func(), err error)) {
 //   - GOGC 400 under a GOMEMLIMIT of 64 MiB: the live heap of a router is
 //     small and bounded (flow-control windows), so with the default the
 //     collector ran, and scanned every request goroutine's stack, every
-//     few thousand requests; the limit still keeps the heap near what it
+//     few hundred requests; the limit still keeps the heap near what it
 //     was whenever the live heap grows.
 func serverRuntime() {
 	if os.Getenv("GOMAXPROCS") == "" {
