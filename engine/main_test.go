@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -46,6 +47,10 @@ func serveTestSlave() {
 		fmt.Println(string(b))
 		return nil
 	})
+	gslave.HandleHTTP("http", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, r.Method+" "+r.URL.Path+"\n")
+	}))
 	if err := gslave.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

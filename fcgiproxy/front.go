@@ -195,7 +195,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		meta := httpmsg.NewMeta(r, t.scriptName)
 		meta.Secure = secure(r)
-		if first, err = httpmsg.EncodeRequest(nil, meta, first); err != nil {
+		if first, err = httpmsg.EncodeRequest(make([]byte, 0, encodedSize(meta, len(first))), meta, first); err != nil {
 			writeError(w, wire.Errorf(wire.CodeBadRequest, "encoding the request: %v", err))
 			return
 		}
@@ -248,6 +248,23 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeBodyError(w, pump.err, f.cfg.MaxBody)
 		}
 	}
+}
+
+// encodedSize is about what EncodeRequest makes of meta and a body of n
+// bytes, so that it encodes into one allocation instead of growing a
+// buffer several times.
+func encodedSize(m *httpmsg.Meta, n int) int {
+	size := 256 + n + len(m.URL) + len(m.Path) + len(m.Query) + len(m.Host) + len(m.RemoteAddr) + len(m.ScriptName) + len(m.PathInfo)
+	for k, vs := range m.Headers {
+		size += len(k) + 8
+		for _, v := range vs {
+			size += len(v) + 4
+		}
+	}
+	for k, v := range m.Cookies {
+		size += len(k) + len(v) + 8
+	}
+	return size
 }
 
 // bodyPump streams the rest of a request body into its request.
@@ -329,7 +346,9 @@ func (f *Front) relay(w http.ResponseWriter, ctx context.Context, resp *gateway.
 					w.Write(rest)
 				}
 			}
-			if flusher != nil {
+			// Stream as the app writes, but one write for what came
+			// together (head, body and end usually do).
+			if flusher != nil && !resp.Buffered() {
 				flusher.Flush()
 			}
 		case gateway.EventEnd:

@@ -147,6 +147,16 @@ func (r *Response) Next(ctx context.Context) (Event, error) {
 	}
 }
 
+// Buffered reports whether an event is waiting for Next: a caller that
+// relays chunks flushes its own output only once none is, so an answer
+// that arrived whole leaves in one write.
+func (r *Response) Buffered() bool {
+	r.mu.Lock()
+	n := len(r.q)
+	r.mu.Unlock()
+	return n > 0
+}
+
 // Collect reads the whole answer and closes the Response.
 func (r *Response) Collect(ctx context.Context) ([]byte, error) {
 	defer r.Close()

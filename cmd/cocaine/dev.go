@@ -34,9 +34,17 @@ func runDev(args []string) int {
 	maxBody := fs.Int64("max-body", 64<<20, "largest request body the front accepts, in bytes (413 past it)")
 	noLocal := fs.Bool("no-local-route", false, "send the front's requests to the engine over ZeroMQ, as a separate gateway would")
 	verbose := fs.Bool("v", false, "debug logging")
+	profile := profileFlag(fs)
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
+	stopProfile, err := profile()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
+		return exitUsage
+	}
+	defer stopProfile()
+	serverRuntime()
 	log := newLogger(*verbose)
 	ctx, cancel := signalContext()
 	defer cancel()

@@ -14,9 +14,17 @@ func runEngine(args []string) int {
 	fs := newFlags("engine", "engine -c FILE")
 	config := fs.String("c", "", "TOML config file (see configs/engine.toml); defaults apply without one")
 	verbose := fs.Bool("v", false, "debug logging")
+	profile := profileFlag(fs)
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
+	stopProfile, err := profile()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+		return exitUsage
+	}
+	defer stopProfile()
+	serverRuntime()
 	var cfg engine.Config
 	if *config != "" {
 		c, err := engine.LoadConfig(*config)

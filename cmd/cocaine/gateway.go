@@ -51,9 +51,17 @@ func runGateway(args []string) int {
 	fs := newFlags("gateway", "gateway -c FILE")
 	config := fs.String("c", "", "TOML config file (see configs/gateway.toml)")
 	verbose := fs.Bool("v", false, "debug logging")
+	profile := profileFlag(fs)
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
+	stopProfile, err := profile()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine gateway:", err)
+		return exitUsage
+	}
+	defer stopProfile()
+	serverRuntime()
 	cfg, err := loadGatewayConfig(*config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine gateway:", err)
