@@ -45,6 +45,14 @@ type limitConn struct {
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
+	// Accept first, then make room: a slot is taken (and an idle
+	// connection closed for it) only for a connection that is really
+	// there, never for one that might come. The new one is not in the LRU
+	// yet, so it cannot be taken for idle before its first request.
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
 	for !l.reserve() {
 		// Every connection is busy: wait for one to close or go idle.
 		t := time.NewTimer(100 * time.Millisecond)
@@ -53,13 +61,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		case <-t.C:
 		}
 		t.Stop()
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		l.mu.Lock()
-		l.n--
-		l.mu.Unlock()
-		return nil, err
 	}
 	lc := &limitConn{Conn: c, l: l, idle: true}
 	l.mu.Lock()

@@ -172,14 +172,18 @@ func (s *Server) Serve(l net.Listener) error {
 
 	var delay time.Duration
 	for {
-		if s.sem != nil {
+		rwc, err := l.Accept()
+		if err == nil && s.sem != nil {
+			// A slot (closing an idle connection for it) only for a
+			// connection that is there: taken before Accept, a new
+			// connection would count as idle until its first request is
+			// read, and could be closed for the next one.
 			if err := s.takeSlot(); err != nil {
+				rwc.Close()
 				return err
 			}
 		}
-		rwc, err := l.Accept()
 		if err != nil {
-			s.releaseSlot()
 			if s.shutdown.Load() {
 				return http.ErrServerClosed
 			}
