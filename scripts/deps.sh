@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the platform and its tests need, once:
 # packages already installed are left alone, and apt is not touched at all
-# when nothing is missing. Usage: scripts/deps.sh [run|test|bench]
+# when nothing is missing. Usage: scripts/deps.sh [run|test|bench|image]
 set -euo pipefail
 
 # gcc, libc6-dev: cgo for zmq4 (and, with g++ and make, the c and cpp
@@ -9,13 +9,18 @@ set -euo pipefail
 # modules: the perl sandbox and its PSGI apps.
 run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc libc6-dev g++ make nodejs
   libdata-messagepack-perl libplack-perl)
-test_pkgs=(nginx python3-zmq iproute2 util-linux)  # iproute2: multicast loopback setup; util-linux: flock
+# iproute2: multicast loopback setup; util-linux: flock; nats-server:
+# storage/nats's 3-server cluster.
+test_pkgs=(nginx python3-zmq iproute2 util-linux nats-server)
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3 starman libfcgi-dev)  # starman, libfcgi: bench/languages.sh
+# image: building and running the Dockerfile with podman (scripts/image-test.sh)
+image_pkgs=(podman runc debootstrap)
 
 want=("${run_pkgs[@]}")
 case "${1:-run}" in
   test) want+=("${test_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  image) want+=("${image_pkgs[@]}") ;;
 esac
 
 # Debian's nodejs comes without npm (the one from NodeSource bundles it).
