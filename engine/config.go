@@ -33,7 +33,8 @@ type Config struct {
 	// Advertise is the request endpoint as others must dial it. Default:
 	// Listen, with a wildcard host replaced by this machine's hostname.
 	Advertise string `toml:"advertise"`
-	// Storage is the URI of the storage: file:///path or mongodb://...
+	// Storage is the URI of the storage: file:///path, mongodb://... or
+	// nats://host:port[,host:port...] (docs/nats.md).
 	// Default "file://./var".
 	Storage string `toml:"storage"`
 	// DataDir holds the node's run (sockets), spool (unpacked apps) and

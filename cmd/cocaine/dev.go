@@ -24,7 +24,7 @@ func runDev(args []string) int {
 	fs := newFlags("dev", "dev [--data DIR] [--apps DIR]")
 	data := fs.String("data", "./var", "data directory: storage, sockets, unpacked apps, build cache")
 	apps := fs.String("apps", "./examples", "deploy every subfolder holding a manifest.json")
-	storeURI := fs.String("storage", "", "storage URI (file:///path or mongodb://host:port/db); default: files under --data")
+	storeURI := fs.String("storage", "", "storage URI (file:///path, mongodb://host:port/db or nats://host:port[,host:port...]); default: files under --data")
 	listen := fs.String("listen", "tcp://127.0.0.1:5000", "engine request endpoint")
 	announce := fs.String("announce", "tcp://127.0.0.1:5001", "engine announce endpoint")
 	interval := fs.Duration("announce-interval", time.Second, "how often the engine announces itself")

@@ -8,6 +8,7 @@ import (
 	"github.com/cocaine-cloud/cocaine/storage"
 	_ "github.com/cocaine-cloud/cocaine/storage/files"
 	_ "github.com/cocaine-cloud/cocaine/storage/mongodb"
+	_ "github.com/cocaine-cloud/cocaine/storage/nats"
 )
 
 func runEngine(args []string) int {

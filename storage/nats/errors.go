@@ -58,10 +58,16 @@ func unavailable(err error) bool {
 	if errors.As(err, &api) && (clusterCodes[api.ErrorCode] || api.Code == 503) {
 		return true
 	}
+	// The KV watcher behind List still goes through nats.go's older API,
+	// which has its own error type.
+	var legacy *natsio.APIError
+	if errors.As(err, &legacy) && (clusterCodes[jetstream.ErrorCode(legacy.ErrorCode)] || legacy.Code == 503) {
+		return true
+	}
 	for _, e := range []error{
 		context.DeadlineExceeded, natsio.ErrTimeout, natsio.ErrNoResponders, natsio.ErrNoServers,
 		natsio.ErrDisconnected, natsio.ErrConnectionReconnecting, natsio.ErrConnectionClosed,
-		natsio.ErrStaleConnection, jetstream.ErrNoStreamResponse, jetstream.ErrNoHeartbeat,
+		natsio.ErrStaleConnection, natsio.ErrReconnectBufExceeded, jetstream.ErrNoStreamResponse, jetstream.ErrNoHeartbeat,
 		jetstream.ErrAsyncPublishTimeout, io.ErrUnexpectedEOF, net.ErrClosed,
 		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
 	} {

@@ -16,12 +16,27 @@ import (
 	"github.com/cocaine-cloud/cocaine/storage"
 )
 
-// Log lines are one message each on subject B.logs.<app> of stream B_logs,
-// in append order. The stream enforces the bounds itself: it keeps at most
-// MaxLogLines messages per subject (the oldest go first) and drops
-// messages MaxLogAge after they were stored. ReadLog applies the age bound
-// exactly, by each line's own time, since a line may be appended long
-// after it was written.
+// An app's log is subject B.logs.<app> of stream B_logs: each AppendLog
+// is one message (or a few, for a batch over maxLogMsg), a JSON array of
+// lines, in append order. The stream bounds the log: it keeps at most
+// MaxLogLines messages per subject (the oldest go first), and drops
+// messages MaxLogAge after they were stored. Since a message holds at
+// least one line, that keeps at least the newest MaxLogLines lines, and
+// ReadLog cuts to exactly the bound, applying the age bound by each
+// line's own time (a line may be appended long after it was written).
+//
+// ReadLog reads the messages one by one from the stream leader
+// (STREAM.MSG.GET with next_by_subj), not through a consumer: an
+// ephemeral consumer lives on one replica, which may be behind the leader
+// or, on nats-server 2.9 right after a server died, get no leader at all.
+
+// maxLogMsg is the most JSON one log message carries, well under the
+// server's default 1 MiB payload limit.
+const maxLogMsg = 256 << 10
+
+// maxLineText is the longest line text kept; longer ones are cut, so that
+// one line always fits a message.
+const maxLineText = 200 << 10
 
 var logWarn = slog.Warn
 
@@ -55,21 +70,16 @@ func (s *Store) appendLog(ctx context.Context, app string, lines []storage.LogLi
 	}
 	octx, cancel := s.opContext(ctx, 0)
 	defer cancel()
+	msgs, err := packLines(app, lines)
+	if err != nil {
+		return err
+	}
 	subj := s.logSubject(app)
-	// All lines are sent before any acknowledgement is awaited, in order
-	// on one connection, so the stream stores them in order and one
+	// All messages are sent before any acknowledgement is awaited, in
+	// order on one connection, so the stream stores them in order and one
 	// round trip serves the whole batch.
-	acks := make([]jetstream.PubAckFuture, 0, len(lines))
-	for _, l := range lines {
-		l.App = app
-		// JSON would replace invalid UTF-8 anyway; doing it here says so.
-		l.Slave = strings.ToValidUTF8(l.Slave, "\uFFFD")
-		l.Stream = strings.ToValidUTF8(l.Stream, "\uFFFD")
-		l.Text = strings.ToValidUTF8(l.Text, "\uFFFD")
-		data, err := json.Marshal(l)
-		if err != nil {
-			return err
-		}
+	acks := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, data := range msgs {
 		f, err := s.js.PublishMsgAsync(&natsio.Msg{Subject: subj, Data: data},
 			jetstream.WithExpectStream(s.logs.CachedInfo().Config.Name))
 		if err != nil {
@@ -87,6 +97,50 @@ func (s *Store) appendLog(ctx context.Context, app string, lines []storage.LogLi
 		}
 	}
 	return nil
+}
+
+// packLines encodes lines as JSON arrays of at most maxLogMsg bytes.
+func packLines(app string, lines []storage.LogLine) ([][]byte, error) {
+	var msgs [][]byte
+	var cur []json.RawMessage
+	size := 2
+	flush := func() error {
+		if len(cur) == 0 {
+			return nil
+		}
+		b, err := json.Marshal(cur)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, b)
+		cur, size = nil, 2
+		return nil
+	}
+	for _, l := range lines {
+		l.App = app
+		// JSON would replace invalid UTF-8 anyway; doing it here says so.
+		l.Slave = strings.ToValidUTF8(l.Slave, "\uFFFD")
+		l.Stream = strings.ToValidUTF8(l.Stream, "\uFFFD")
+		l.Text = strings.ToValidUTF8(l.Text, "\uFFFD")
+		if len(l.Text) > maxLineText {
+			l.Text = strings.ToValidUTF8(l.Text[:maxLineText], "") + " [cut]"
+		}
+		b, err := json.Marshal(l)
+		if err != nil {
+			return nil, err
+		}
+		if size+len(b)+1 > maxLogMsg {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+		cur = append(cur, b)
+		size += len(b) + 1
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // ReadLog returns up to limit of the newest kept lines of app's log after
@@ -139,70 +193,28 @@ func (s *Store) readLog(ctx context.Context, app string, since time.Time, limit 
 	return slices.Clone(out[len(out)-n:]), nil
 }
 
-// fetchLog reads every stored line of app through a short-lived consumer.
+// fetchLog reads every stored line of app, in append order.
 func (s *Store) fetchLog(ctx context.Context, app string) ([]storage.LogLine, error) {
-	cons, err := s.logs.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     s.logSubject(app),
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		Replicas:          1,
-		InactiveThreshold: max(s.opts.Timeout, 5*time.Second),
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		// Best effort: the server drops the consumer after its inactive
-		// threshold anyway.
-		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = s.logs.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
-	pending := cons.CachedInfo().NumPending
+	subj := s.logSubject(app)
 	var out []storage.LogLine
-	for pending > 0 {
-		wait := time.Until(deadline(ctx))
-		if wait <= 0 {
-			return nil, context.DeadlineExceeded
+	for seq := uint64(1); ; {
+		m, err := s.logs.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
 		}
-		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(wait))
 		if err != nil {
 			return nil, err
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var l storage.LogLine
-			if err := json.Unmarshal(m.Data(), &l); err != nil {
-				return nil, fmt.Errorf("log message: %w", err)
-			}
+		var lines []storage.LogLine
+		if err := json.Unmarshal(m.Data, &lines); err != nil {
+			return nil, fmt.Errorf("log message %d: %w", m.Sequence, err)
+		}
+		for _, l := range lines {
 			l.App = app
 			out = append(out, l)
-			if md, err := m.Metadata(); err == nil {
-				pending = md.NumPending
-			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, natsio.ErrTimeout) {
-			return nil, err
-		}
-		if got == 0 {
-			// Nothing within the wait: the lines counted at the start
-			// were trimmed meanwhile, or the cluster stalled.
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			break
-		}
+		seq = m.Sequence + 1
 	}
-	return out, nil
-}
-
-func deadline(ctx context.Context) time.Time {
-	if d, ok := ctx.Deadline(); ok {
-		return d
-	}
-	return time.Now().Add(DefaultTimeout)
 }
 
 // RemoveLog deletes app's log; storage.ErrNotFound if there is none.

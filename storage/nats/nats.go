@@ -60,6 +60,8 @@ const (
 	// before it counts as stalled: Put and Get get Timeout plus one second
 	// per MiB.
 	minRate = 1 << 20
+	// openTimeout bounds Open, which may create streams.
+	openTimeout = 10 * time.Second
 	// maxEntry keeps a KV entry (meta) under the server's default 1 MiB
 	// message limit with room for headers.
 	maxEntry = 1000 << 10
@@ -115,13 +117,15 @@ func (o Options) withDefaults(servers int) Options {
 // Store is a storage.Storage in a NATS JetStream cluster. It is safe for
 // concurrent use, and several Stores (on several nodes) may share a bucket.
 type Store struct {
-	nc      *natsio.Conn
-	js      jetstream.JetStream
-	kv      jetstream.KeyValue
-	obs     jetstream.ObjectStore
-	logs    jetstream.Stream
-	logSubj string // B.logs
-	opts    Options
+	nc  *natsio.Conn
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	obs jetstream.ObjectStore
+	// blobStream is the object store's stream, read chunk by chunk.
+	blobStream jetstream.Stream
+	logs       jetstream.Stream
+	logSubj    string // B.logs
+	opts       Options
 
 	closed atomic.Bool
 
@@ -214,7 +218,10 @@ func connect(ctx context.Context, c config) (*Store, error) {
 		logSubj:  opts.Bucket + ".logs",
 		retiring: map[string]*time.Timer{},
 	}
-	octx, cancel := s.opContext(ctx, 0)
+	// Creating a replicated stream elects a Raft group, which on a busy
+	// machine takes longer than a short per-call Timeout: Open gets at
+	// least openTimeout.
+	octx, cancel := context.WithTimeout(ctx, max(opts.Timeout, openTimeout))
 	defer cancel()
 	if err := s.createStreams(octx); err != nil {
 		nc.Close()
@@ -254,7 +261,7 @@ func (s *Store) createStreams(ctx context.Context) error {
 	}
 
 	obsName := b + "_blobs"
-	_, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s.blobStream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        "OBJ_" + obsName,
 		Subjects:    []string{"$O." + obsName + ".C.>", "$O." + obsName + ".M.>"},
 		MaxBytes:    -1,
