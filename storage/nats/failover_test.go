@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,6 +137,15 @@ func checkAcked(t *testing.T, s *Store, keys []string, lines []string, what stri
 			t.Fatalf("%s: acknowledged %s read back wrong (%d bytes, meta %v, err %v)", what, k, len(b), info.Meta, err)
 		}
 	}
+	listed, err := s.List(ctx, "apps", "")
+	if err != nil {
+		t.Fatalf("%s: List: %v", what, err)
+	}
+	for _, k := range keys {
+		if _, found := slices.BinarySearch(listed, k); !found {
+			t.Fatalf("%s: acknowledged %s is not listed", what, k)
+		}
+	}
 	got, err := s.ReadLog(ctx, "app", time.Time{}, 0)
 	if err != nil {
 		t.Fatalf("%s: ReadLog: %v", what, err)
@@ -225,6 +235,9 @@ func TestKillOneServer(t *testing.T) {
 			if k == "" {
 				time.Sleep(10 * time.Millisecond)
 				continue
+			}
+			if _, err := s.List(ctx, "apps", "w"); err != nil {
+				note(err)
 			}
 			_, rc, err := s.Get(ctx, "apps", k)
 			if err != nil {
@@ -364,8 +377,17 @@ func TestQuorumLost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "writes after the servers came back", func() error {
-		return s.Put(ctx, "apps", "back", storage.Meta{"key": "back"}, bytes.NewReader(blobFor("back")))
+	// Each stream elects its leader on its own, so each kind of call is
+	// waited for.
+	waitFor(t, 30*time.Second, "calls working after the servers came back", func() error {
+		if err := s.Put(ctx, "apps", "back", storage.Meta{"key": "back"}, bytes.NewReader(blobFor("back"))); err != nil {
+			return err
+		}
+		if err := s.AppendLog(ctx, "app", []storage.LogLine{{Time: time.Now(), App: "app", Text: "back"}}); err != nil {
+			return err
+		}
+		_, err := s.ReadLog(ctx, "app", time.Time{}, 0)
+		return err
 	})
 	// Nothing acknowledged before the outage was lost, whatever the
 	// failed calls in between did or did not get to do.
@@ -383,5 +405,5 @@ func TestQuorumLost(t *testing.T) {
 			t.Fatalf("kept blob read back wrong after recovery")
 		}
 	}
-	checkAcked(t, s, []string{"back"}, nil, "after recovery")
+	checkAcked(t, s, []string{"back"}, []string{"back"}, "after recovery")
 }

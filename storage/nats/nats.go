@@ -117,10 +117,12 @@ func (o Options) withDefaults(servers int) Options {
 // Store is a storage.Storage in a NATS JetStream cluster. It is safe for
 // concurrent use, and several Stores (on several nodes) may share a bucket.
 type Store struct {
-	nc  *natsio.Conn
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	obs jetstream.ObjectStore
+	nc *natsio.Conn
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+	// kvStream is the KV bucket's stream, for listing and removing keys.
+	kvStream jetstream.Stream
+	obs      jetstream.ObjectStore
 	// blobStream is the object store's stream, read chunk by chunk.
 	blobStream jetstream.Stream
 	logs       jetstream.Stream
@@ -238,7 +240,8 @@ func connect(ctx context.Context, c config) (*Store, error) {
 func (s *Store) createStreams(ctx context.Context) error {
 	b, r := s.opts.Bucket, s.opts.Replicas
 	kvName := b + "_objects"
-	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	var err error
+	s.kvStream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              "KV_" + kvName,
 		Subjects:          []string{"$KV." + kvName + ".>"},
 		MaxMsgsPerSubject: 1,

@@ -111,9 +111,9 @@ func (s *Store) put(ctx context.Context, ns, key string, meta storage.Meta, blob
 	}
 	prev, err := s.swap(octx, objectKey(ns, key), value)
 	if err != nil {
-		// The switch may have been applied even if its answer was lost,
-		// so the new blob is retired rather than deleted at once.
-		s.retire(e.Blob)
+		// The switch may have been applied even though its answer was
+		// lost, and then the entry names the new blob: it is left alone.
+		// At worst that leaves a blob nothing names, which costs space.
 		return fmt.Errorf("write metadata: %w", s.fail(ctx, octx, err))
 	}
 	if prev != "" {
@@ -306,33 +306,48 @@ func (s *Store) list(ctx context.Context, ns, prefix string) ([]string, error) {
 	defer cancel()
 	// Encoding does not keep the order or the prefixes of names (an
 	// escape is three bytes), so the namespace is listed whole and
-	// filtered here.
-	lister, err := s.kv.ListKeysFiltered(octx, encode(ns)+".*")
+	// filtered here. The server has the subjects of the namespace in an
+	// index, so this does not read the entries.
+	all, err := s.listKeys(octx, encode(ns)+".*")
 	if err != nil {
 		return nil, s.fail(ctx, octx, err)
 	}
-	defer lister.Stop()
 	seen := map[string]bool{}
 	out := []string{}
-	for k := range lister.Keys() {
+	for _, k := range all {
 		_, tok, _ := strings.Cut(k, ".")
 		key, err := decode(tok)
 		if err != nil {
 			return nil, err
 		}
-		// The lister may report a key twice while it is being written.
 		if strings.HasPrefix(key, prefix) && !seen[key] {
 			seen[key] = true
 			out = append(out, key)
 		}
 	}
-	// The lister ends its channel both when it has every key and when
-	// the context ends; only the context says which.
-	if octx.Err() != nil {
-		return nil, s.fail(ctx, octx, octx.Err())
-	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// listKeys lists the KV keys matching filter (a key pattern, such as
+// "ns.*"). It asks the stream's leader for the subjects that hold
+// messages, rather than going through nats.go's key lister: that one is a
+// watcher, an ephemeral consumer, which lives on one replica. It may be
+// behind the leader, so a key put a moment ago can be missing. On
+// nats-server 2.9, a consumer created just after a server died may also
+// get no answer at all. Remove purges a key's subject, so that an
+// unlisted key and a removed one are the same thing here.
+func (s *Store) listKeys(ctx context.Context, filter string) ([]string, error) {
+	pre := "$KV." + s.opts.Bucket + "_objects."
+	info, err := s.kvStream.Info(ctx, jetstream.WithSubjectFilter(pre+filter))
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		keys = append(keys, strings.TrimPrefix(subj, pre))
+	}
+	return keys, nil
 }
 
 // Remove deletes an object; its blob is retired like a replaced one.
@@ -352,26 +367,25 @@ func (s *Store) remove(ctx context.Context, ns, key string) error {
 	}
 	octx, cancel := s.opContext(ctx, 0)
 	defer cancel()
-	for {
-		e, rev, err := s.lookup(octx, ns, key)
-		if errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		if err != nil {
-			return s.fail(ctx, octx, err)
-		}
-		// Purge, not Delete: it leaves one marker and drops the value, so a
-		// removed object costs nothing but its name.
-		err = s.kv.Purge(octx, objectKey(ns, key), jetstream.LastRevision(rev))
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue // replaced meanwhile: remove what is there now
-		}
-		if err != nil {
-			return s.fail(ctx, octx, err)
-		}
-		s.retire(e.Blob)
-		return nil
+	e, rev, err := s.lookup(octx, ns, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return err
 	}
+	if err != nil {
+		return s.fail(ctx, octx, err)
+	}
+	// A purge of the key's subject up to the revision read, rather than
+	// a KV delete: it leaves no marker behind, so List (which lists the
+	// subjects holding messages) does not see removed keys, and a Put
+	// that raced in after the lookup keeps its newer revision. Then
+	// that Put simply comes after this Remove.
+	err = s.kvStream.Purge(octx, jetstream.WithPurgeSubject("$KV."+s.opts.Bucket+"_objects."+objectKey(ns, key)),
+		jetstream.WithPurgeSequence(rev+1))
+	if err != nil {
+		return s.fail(ctx, octx, err)
+	}
+	s.retire(e.Blob)
+	return nil
 }
 
 // retire deletes a blob after BlobGrace, so that Gets that looked up the
