@@ -10,7 +10,7 @@ LDFLAGS  := $(if $(VERSION),-X github.com/cocaine-cloud/cocaine/internal/buildin
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build install run test test-go test-python vet deps deps-test npm-deps fuzz bench clean
+.PHONY: all build install run test test-go test-python vet deps deps-test npm-deps fuzz bench image-test clean
 
 all: build
 
@@ -70,6 +70,13 @@ bench: build
 	$(GO) test -run='^$$' -bench=RoundTrip -benchtime=20000x ./engine/
 	$(GO) test -run='^$$' -bench=SmartVsRoundRobin -benchtime=4000x ./gateway/
 	bench/run.sh
+
+# Builds the Dockerfile with podman (base images made locally with
+# debootstrap), runs it and gets the echo example's answer through the
+# container's front. Not part of `make test`: cold it takes several
+# minutes (docs/operations.md, "Container image").
+image-test:
+	scripts/image-test.sh
 
 clean:
 	rm -rf bin var
