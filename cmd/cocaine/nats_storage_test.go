@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cocaine-cloud/cocaine/internal/testcluster"
 	"github.com/cocaine-cloud/cocaine/storage"
@@ -29,5 +33,40 @@ func TestNATSStorageSchemeRegistered(t *testing.T) {
 	_, err = storage.Open(context.Background(), "nats://127.0.0.1:4222?replica=3")
 	if err == nil || !strings.Contains(err.Error(), `unknown parameter "replica"`) {
 		t.Fatalf("a misspelt parameter: err = %v, want it named", err)
+	}
+}
+
+// TestDevOnNATS runs `cocaine dev --storage nats://...` on a real
+// three-server cluster: the examples are stored there, deployed from
+// there, and answer.
+func TestDevOnNATS(t *testing.T) {
+	uri := testcluster.NATSCluster(t) + "?replicas=3"
+	data, err := os.MkdirTemp("", "dev") // short: app sockets live under it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(data) })
+	apps := t.TempDir()
+	if err := os.CopyFS(filepath.Join(apps, "echo"), os.DirFS(filepath.Join(testcluster.Root(), "examples", "echo"))); err != nil {
+		t.Fatal(err)
+	}
+	announce := fmt.Sprintf("tcp://127.0.0.1:%d", testcluster.FreePort(t))
+	testcluster.Start(t, "dev", "--storage", uri, "--data", data, "--apps", apps,
+		"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", testcluster.FreePort(t)), "--announce", announce,
+		"--announce-interval", "200ms", "--http", "", "--fastcgi", "")
+	var out []byte
+	testcluster.Eventually(t, 120*time.Second, "echo/echo through the dealer", func() bool {
+		out, err = exec.Command(testcluster.Binary(t), "call", "--discovery", "static:"+announce, "echo/echo", "hello nats").Output()
+		return err == nil && string(out) == "hello nats"
+	})
+	// The app came from the cluster, not from the data directory.
+	st, err := storage.Open(context.Background(), uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys, err := st.List(context.Background(), storage.NSApps, "")
+	if err != nil || !slices.Contains(keys, "echo") {
+		t.Fatalf("apps in NATS storage = %v, %v; want echo among them", keys, err)
 	}
 }
