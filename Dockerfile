@@ -30,21 +30,49 @@ RUN mkdir /tmp/apps \
  && GOPROXY="file://$(go env GOMODCACHE)/cache/download" GOMODCACHE=/out/gomod GOFLAGS=-mod=mod CGO_ENABLED=0 \
       go build -o /dev/null ./... \
  && chmod -R a+rX /out/gomod
+# The toolchain the go sandbox needs, less what building never reads: Go's
+# own tests and test data, the API lists, and tools other than the
+# compiler, assembler, linker and cgo (about 85 MB).
+RUN cp -a /usr/local/go /out/go \
+ && rm -rf /out/go/test /out/go/api /out/go/doc /out/go/misc \
+ && find /out/go/src -type d -name testdata -prune -exec rm -rf {} + \
+ && cd /out/go/pkg/tool/*/ && rm -f vet fix cover preprofile pprof trace test2json covdata doc
+
+# The node sandbox's runtime and the Express example need their npm
+# packages, installed from their lock files.
+FROM docker.io/library/debian:bookworm-slim AS npm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY slaves/node/package.json slaves/node/package-lock.json slaves/node/
+COPY examples/express/package.json examples/express/package-lock.json examples/express/
+# --use-openssl-ca: trust the system's certificate store, like the other
+# tools here, rather than only the CAs built into Node.
+RUN for d in slaves/node examples/express; do \
+      (cd "$d" && NODE_OPTIONS=--use-openssl-ca npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+    done
 
 FROM docker.io/library/debian:bookworm-slim
-# libzmq for the binary; Python with msgpack (and flask, zmq for the
-# examples) for the python sandbox; certificates for the module proxy if
-# an app brings a go.mod of its own.
+# What the sandboxes run or build apps with: libzmq for the binary; Python
+# with msgpack (flask and zmq for the examples); Node.js; Perl with
+# MessagePack and Plack (PSGI); a C and C++ toolchain, since the c and cpp
+# sandboxes compile apps at deploy time; certificates for the module proxy
+# if a Go app brings a go.mod of its own.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libzmq5 python3 python3-msgpack python3-zmq python3-flask ca-certificates \
+      libzmq5 python3 python3-msgpack python3-zmq python3-flask \
+      nodejs perl libdata-messagepack-perl libplack-perl \
+      gcc g++ make libc6-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/cocaine --create-home cocaine
 # The go sandbox's toolchain, the framework source its apps build against,
 # and the module cache from the build stage.
-COPY --from=build /usr/local/go /usr/local/go
+COPY --from=build /out/go /usr/local/go
 COPY --from=build /out/gomod /opt/cocaine/gomod
 COPY --from=build /src /opt/cocaine/src
+COPY --from=npm /src/slaves/node/node_modules /opt/cocaine/src/slaves/node/node_modules
+COPY --from=npm /src/examples/express/node_modules /opt/cocaine/src/examples/express/node_modules
 COPY --from=build /out/cocaine /usr/local/bin/cocaine
 ENV PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     GOMODCACHE=/opt/cocaine/gomod \

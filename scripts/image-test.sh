@@ -23,12 +23,12 @@ say() { echo "image-test: [$((SECONDS - start)) s] $*" >&2; }
 "$root/scripts/image-bases.sh"
 say "base images ready"
 
-mkdir -p "$cache/go-build" "$(go env GOMODCACHE)"
+mkdir -p "$cache/go-build" "$cache/npm" "$(go env GOMODCACHE)"
 # --format docker keeps HEALTHCHECK (OCI images have no such field). The
 # volumes only speed the build up: modules from this machine's cache, and
-# a build cache that survives between runs.
+# Go build and npm caches that survive between runs.
 podman build --isolation chroot --format docker -t "$image" \
-  -v "$(go env GOMODCACHE):/go/pkg/mod" -v "$cache/go-build:/root/.cache/go-build" \
+  -v "$(go env GOMODCACHE):/go/pkg/mod" -v "$cache/go-build:/root/.cache/go-build" -v "$cache/npm:/root/.npm" \
   -f "$root/Dockerfile" "$root" >"$cache/build.log" 2>&1 ||
   { tail -40 "$cache/build.log" >&2; echo "image-test: podman build failed (log: $cache/build.log)" >&2; exit 1; }
 size=$(podman image inspect --format '{{.Size}}' "$image")
