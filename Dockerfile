@@ -2,7 +2,7 @@
 #
 #   podman build -t cocaine .            (or docker build)
 #   podman run -p 8080:8080 -v cocaine-data:/var/lib/cocaine cocaine
-#   curl -d hello http://127.0.0.1:8080/echo/echo
+#   curl -d hello http://127.0.0.1:8080/echo/http/
 #
 # Without a registry, scripts/image-bases.sh makes the two base images
 # locally (docs/operations.md, "Container image").
