@@ -167,6 +167,7 @@ func checkAcked(t *testing.T, s *Store, keys []string, lines []string, what stri
 // catch up, and shows it holds its share: with another server killed, the
 // restarted one is half of the quorum every write now needs.
 func TestKillOneServer(t *testing.T) {
+	t.Parallel() // its own cluster; mostly waiting on elections
 	c := ownCluster(t)
 	s := openOn(t, c, "bucket=kill1")
 	ctx := context.Background()
@@ -266,7 +267,7 @@ func TestKillOneServer(t *testing.T) {
 	victim.kill()
 	killed.Store(true)
 	start := time.Now()
-	waitFor(t, 30*time.Second, "uploads going on after the leader was killed", func() error {
+	waitFor(t, 60*time.Second, "uploads going on after the leader was killed", func() error {
 		if n := afterKill.Load(); n < 15 {
 			return fmt.Errorf("%d acknowledged since the kill", n)
 		}
@@ -289,7 +290,7 @@ func TestKillOneServer(t *testing.T) {
 	if err := victim.start(natsExe); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "restarted server catching up", func() error { return caughtUp(c, streamNames(s)) })
+	waitFor(t, 60*time.Second, "restarted server catching up", func() error { return caughtUp(c, streamNames(s)) })
 
 	// Kill one of the two that stayed up: every write now needs the
 	// restarted server's vote, and the reads come from whichever leads.
@@ -301,7 +302,7 @@ func TestKillOneServer(t *testing.T) {
 		}
 	}
 	other.kill()
-	waitFor(t, 30*time.Second, "a write with the restarted server in the quorum", func() error {
+	waitFor(t, 60*time.Second, "a write with the restarted server in the quorum", func() error {
 		return s.Put(ctx, "apps", "after-restart", storage.Meta{"key": "after-restart"}, bytes.NewReader(blobFor("after-restart")))
 	})
 	checkAcked(t, s, append(acked, "after-restart"), ackedLines, "restarted server and one other up")
@@ -313,6 +314,7 @@ func TestKillOneServer(t *testing.T) {
 // alone, but then with the right data). With the servers back, the store
 // works again without reopening.
 func TestQuorumLost(t *testing.T) {
+	t.Parallel() // its own cluster; mostly waiting on timeouts
 	c := ownCluster(t)
 	const timeout = time.Second
 	s := openOn(t, c, "bucket=quorum&timeout=1s")
@@ -379,7 +381,7 @@ func TestQuorumLost(t *testing.T) {
 	}
 	// Each stream elects its leader on its own, so each kind of call is
 	// waited for.
-	waitFor(t, 30*time.Second, "calls working after the servers came back", func() error {
+	waitFor(t, 60*time.Second, "calls working after the servers came back", func() error {
 		if err := s.Put(ctx, "apps", "back", storage.Meta{"key": "back"}, bytes.NewReader(blobFor("back"))); err != nil {
 			return err
 		}
