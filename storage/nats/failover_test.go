@@ -122,22 +122,49 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
 	}
 }
 
-// checkAcked reads back every acknowledged object and log line.
+// retryUnavailable calls f until it returns something other than
+// storage.ErrUnavailable (a stream still electing its leader) or d passes.
+func retryUnavailable(d time.Duration, f func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if !errors.Is(err, storage.ErrUnavailable) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkAcked reads back every acknowledged object and log line. A call the
+// cluster cannot answer yet is retried; anything missing or wrong fails.
 func checkAcked(t *testing.T, s *Store, keys []string, lines []string, what string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, k := range keys {
-		info, rc, err := s.Get(ctx, "apps", k)
+		var info storage.Info
+		var b []byte
+		err := retryUnavailable(60*time.Second, func() error {
+			var rc io.ReadCloser
+			var err error
+			if info, rc, err = s.Get(ctx, "apps", k); err != nil {
+				return err
+			}
+			defer rc.Close()
+			b, err = io.ReadAll(rc)
+			return err
+		})
 		if err != nil {
 			t.Fatalf("%s: acknowledged %s: %v", what, k, err)
 		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(b, blobFor(k)) || info.Meta["key"] != k {
-			t.Fatalf("%s: acknowledged %s read back wrong (%d bytes, meta %v, err %v)", what, k, len(b), info.Meta, err)
+		if !bytes.Equal(b, blobFor(k)) || info.Meta["key"] != k {
+			t.Fatalf("%s: acknowledged %s read back wrong (%d bytes, meta %v)", what, k, len(b), info.Meta)
 		}
 	}
-	listed, err := s.List(ctx, "apps", "")
+	var listed []string
+	err := retryUnavailable(60*time.Second, func() (err error) {
+		listed, err = s.List(ctx, "apps", "")
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: List: %v", what, err)
 	}
@@ -146,7 +173,11 @@ func checkAcked(t *testing.T, s *Store, keys []string, lines []string, what stri
 			t.Fatalf("%s: acknowledged %s is not listed", what, k)
 		}
 	}
-	got, err := s.ReadLog(ctx, "app", time.Time{}, 0)
+	var got []storage.LogLine
+	err = retryUnavailable(60*time.Second, func() (err error) {
+		got, err = s.ReadLog(ctx, "app", time.Time{}, 0)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: ReadLog: %v", what, err)
 	}
@@ -302,8 +333,17 @@ func TestKillOneServer(t *testing.T) {
 		}
 	}
 	other.kill()
-	waitFor(t, 60*time.Second, "a write with the restarted server in the quorum", func() error {
-		return s.Put(ctx, "apps", "after-restart", storage.Meta{"key": "after-restart"}, bytes.NewReader(blobFor("after-restart")))
+	// Each stream elects its leader on its own, so a write to each, and a
+	// log read, are waited for.
+	waitFor(t, 60*time.Second, "writes with the restarted server in the quorum", func() error {
+		if err := s.Put(ctx, "apps", "after-restart", storage.Meta{"key": "after-restart"}, bytes.NewReader(blobFor("after-restart"))); err != nil {
+			return err
+		}
+		if err := s.AppendLog(ctx, "app", []storage.LogLine{{Time: time.Now(), App: "app", Text: "after-restart"}}); err != nil {
+			return err
+		}
+		_, err := s.ReadLog(ctx, "app", time.Time{}, 0)
+		return err
 	})
 	checkAcked(t, s, append(acked, "after-restart"), ackedLines, "restarted server and one other up")
 }

@@ -127,6 +127,9 @@ func (s *server) start(bin string) error {
 	defer logf.Close()
 	cmd := exec.Command(bin, "-c", s.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A test binary that dies without its cleanups (a panic, a timeout)
+	// must not leave servers behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
