@@ -8,6 +8,7 @@ import (
 
 	"github.com/cocaine-cloud/cocaine/engine"
 	"github.com/cocaine-cloud/cocaine/internal/testcluster"
+	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 )
 
 // composeConfig returns the text of configs.<name>.content in
@@ -52,6 +53,13 @@ func composeConfig(t *testing.T, name string) string {
 // The engine and gateway configs inlined in configs/compose.yaml must load
 // (unknown keys are errors) and say what the compose file relies on.
 func TestComposeConfigsLoad(t *testing.T) {
+	// compose.yaml passes the cluster key in the environment, as an
+	// operator would (COCAINE_CURVE_SECRET is required there).
+	_, secret, err := zmqsec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(zmqsec.EnvSecret, secret)
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
