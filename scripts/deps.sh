@@ -9,7 +9,7 @@ set -euo pipefail
 # modules: the perl sandbox and its PSGI apps.
 run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc libc6-dev g++ make nodejs
   libdata-messagepack-perl libplack-perl)
-test_pkgs=(nginx python3-zmq iproute2 util-linux)  # iproute2: multicast loopback setup; util-linux: flock
+test_pkgs=(nginx python3-zmq iproute2 util-linux chromium prometheus)  # iproute2: multicast loopback setup; util-linux: flock; chromium: web browser tests; prometheus: promtool
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3 starman libfcgi-dev)  # starman, libfcgi: bench/languages.sh
 
 want=("${run_pkgs[@]}")
