@@ -200,7 +200,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := kind == gateway.PayloadRaw
-	body := http.MaxBytesReader(w, r.Body, f.cfg.MaxBody)
+	body := http.MaxBytesReader(rawWriter(w), r.Body, f.cfg.MaxBody)
 	bufp := pieces.Get().(*[]byte)
 	defer pieces.Put(bufp)
 	n, err := io.ReadFull(body, *bufp)

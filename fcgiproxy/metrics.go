@@ -155,6 +155,7 @@ type exchange struct {
 	code       int
 	out        int64
 	body       countingBody
+	req        *http.Request // its Body is given back at the end
 }
 
 type countingBody struct {
@@ -181,6 +182,7 @@ func (m *frontMetrics) begin(w *http.ResponseWriter, r *http.Request, start time
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.ReadCloser = r.Body
 		r.Body = &x.body
+		x.req = r
 	}
 	*w = x
 	return x
@@ -198,6 +200,13 @@ func (x *exchange) target(app, event string) {
 func (x *exchange) end() {
 	if x == nil {
 		return
+	}
+	if x.req != nil {
+		// net/http looks at the request's own body after the handler to
+		// decide how to close a connection whose body was left unread
+		// (half-close and wait, so the client reads the answer before a
+		// reset): it must find its own type there again.
+		x.req.Body = x.body.ReadCloser
 	}
 	m := x.m
 	m.inflight.Dec()
@@ -245,3 +254,13 @@ func (x *exchange) Flush() {
 
 // Unwrap lets http.ResponseController reach the writer underneath.
 func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
+
+// rawWriter is the writer under the metrics' wrapper: http.MaxBytesReader
+// tells the server through it (an unexported method) that a body was cut,
+// so that the server closes the connection gracefully.
+func rawWriter(w http.ResponseWriter) http.ResponseWriter {
+	if x, ok := w.(*exchange); ok {
+		return x.ResponseWriter
+	}
+	return w
+}
