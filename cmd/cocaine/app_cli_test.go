@@ -195,9 +195,11 @@ insecure = true
 	if cfg.Admin.Listen != "127.0.0.1:8081" || cfg.Admin.OnFront {
 		t.Fatalf("admin defaults: %+v", cfg.Admin)
 	}
-	os.WriteFile(path, []byte("[admin]\nlisten = \"127.0.0.1:9999\"\non-front = true\n"), 0o644)
-	if cfg, err = loadGatewayConfig(path); err != nil || cfg.Admin.Listen != "127.0.0.1:9999" || !cfg.Admin.OnFront {
-		t.Fatalf("admin section: %+v %v", cfg.Admin, err)
+	os.WriteFile(path, []byte("[admin]\nlisten = \"127.0.0.1:9999\"\non-front = true\n[security]\ninsecure = true\n"), 0o644)
+	if cfg, err = loadGatewayConfig(path); err != nil {
+		t.Fatal(err)
+	} else if cfg.Admin.Listen != "127.0.0.1:9999" || !cfg.Admin.OnFront {
+		t.Fatalf("admin section: %+v", cfg.Admin)
 	}
 	os.WriteFile(path, []byte("[api]\nnope = 1\n"), 0o644)
 	if _, err := loadGatewayConfig(path); err == nil || !strings.Contains(err.Error(), "nope") {
