@@ -74,7 +74,7 @@ for a in node-hello psgi-hello c-hello; do cp -r "$root/bench/apps/$a" "$tmp/app
 # counted and it can be stopped whole.
 setsid "$root/bin/cocaine" dev --data "$tmp/data" --apps "$tmp/apps" \
 	--listen "tcp://127.0.0.1:$engine_port" --announce "tcp://127.0.0.1:$((engine_port + 1))" \
-	--announce-interval 200ms --http "" --fastcgi "unix:$tmp/cocaine.sock" >"$tmp/cocaine.log" 2>&1 &
+	--announce-interval 200ms --http "" --fastcgi "unix:$tmp/cocaine.sock" --admin off >"$tmp/cocaine.log" 2>&1 &
 groups+=($!)
 cocaine_pid=$!
 

@@ -98,10 +98,15 @@ cat >"$tmp/apps/echo32/manifest.json" <<'JSON'
   "drivers": { "http": { "type": "native-server", "emit": "http", "payload": "http" } } }
 JSON
 
+# admin_off says "no admin listener" to a binary that has one (a BEFORE
+# checkout may predate it): never bind the default admin port.
+admin_off() { "$1" dev -h 2>&1 | grep -q -- '-admin'; }
 start_dev() { # binary, folder, FastCGI socket, engine port; sets started
+	local admin=()
+	admin_off "$1" && admin=(--admin off)
 	setsid "$1" dev --data "$2/data" --apps "$tmp/apps" \
 		--listen "tcp://127.0.0.1:$4" --announce "tcp://127.0.0.1:$(($4 + 1))" \
-		--announce-interval 200ms --http "" --fastcgi "unix:$3" ${DEV_FLAGS:-} >"$2/cocaine.log" 2>&1 &
+		--announce-interval 200ms --http "" --fastcgi "unix:$3" "${admin[@]}" ${DEV_FLAGS:-} >"$2/cocaine.log" 2>&1 &
 	groups+=($!)
 	started=$!
 }
@@ -128,6 +133,12 @@ fastcgi = "unix:$3"
 [api]
 storage = "off"
 TOML
+	if admin_off "$1"; then
+		printf '[admin]\nlisten = "off"\n' >>"$2/gateway.toml"
+		printf 'metrics = "off"\n' >"$2/metrics.toml"
+		# Top-level keys go before the first table.
+		cat "$2/metrics.toml" "$2/engine.toml" >"$2/engine.new" && mv "$2/engine.new" "$2/engine.toml"
+	fi
 	# One process group for both, so that CPU is counted over the pair.
 	setsid bash -c "\"$1\" engine -c \"$2/engine.toml\" >\"$2/engine.log\" 2>&1 &
 		exec \"$1\" gateway -c \"$2/gateway.toml\" >\"$2/gateway.log\" 2>&1" &

@@ -71,10 +71,11 @@ func (a *App) Info() wire.AppInfo {
 	}
 	pi := a.pool.Info()
 	in.State, in.Reason, in.QueueDepth = string(pi.State), pi.Reason, pi.QueueDepth
-	in.Slaves = wire.SlaveCounts{Total: pi.Slaves.Total, Busy: pi.Slaves.Busy}
+	in.Slaves = wire.SlaveCounts{Total: pi.Slaves.Total, Busy: pi.Slaves.Busy, Starting: pi.Slaves.Starting}
 	in.Jobs = map[string]uint64{
 		"accepted": pi.Jobs.Accepted, "processed": pi.Jobs.Processed, "failed": pi.Jobs.Failed,
 		"rejected": pi.Jobs.Rejected, "retried": pi.Jobs.Retried, "spawned": pi.Jobs.Spawned, "crashed": pi.Jobs.Crashed,
+		"idle-exits": pi.Jobs.IdleExits, "timeouts": pi.Jobs.Timeouts, "deadline-misses": pi.Jobs.Deadlines,
 	}
 	return in
 }
@@ -155,7 +156,9 @@ func (n *Node) load(ctx context.Context, name string) (*App, error) {
 		return a, nil
 	}
 	socket := filepath.Join(n.cfg.RunDir(), fmt.Sprintf("%s.%x.sock", shortName(name), time.Now().UnixNano()&0xffffff))
+	queueWait, runTime := n.metrics.observers(name)
 	p, err := pool.New(pool.Config{
+		QueueWait: queueWait, RunTime: runTime,
 		App: name, Engine: m.Engine, Spawner: launcher, Logger: log,
 		Socket:  socket,
 		OnLog:   a.logs.add,

@@ -55,6 +55,10 @@ type Config struct {
 	// Security bounds ZeroMQ messages and authenticates dealers (CURVE
 	// with the cluster key) on the listen and announce endpoints.
 	Security zmqsec.Config `toml:"security"`
+	// Metrics is the HTTP address where `cocaine engine` serves its own
+	// Prometheus /metrics. Default "127.0.0.1:5002"; "off" for none.
+	// (`cocaine dev` serves the engine's metrics on its admin listener.)
+	Metrics string `toml:"metrics"`
 }
 
 // MulticastConfig configures the node's discovery beacons.
@@ -133,6 +137,7 @@ func (c *Config) Default() {
 	if c.Sandbox.UIDBase == 0 {
 		c.Sandbox.UIDBase = 200000
 	}
+	def(&c.Metrics, "127.0.0.1:5002")
 	if c.AnnounceInterval.Duration == 0 {
 		c.AnnounceInterval.Duration = time.Second
 	}

@@ -40,8 +40,9 @@ type Node struct {
 	// loop may race); the map is guarded by mu.
 	deploying map[string]*sync.Mutex
 
-	router *router
-	ready  chan struct{}
+	router  *router
+	ready   chan struct{}
+	metrics *nodeMetrics
 
 	// missing is what the node lacks per sandbox type (sandbox.Check),
 	// announced; refreshed by Reconcile so that installing a toolchain
@@ -89,6 +90,7 @@ func New(cfg Config, store storage.Storage, log *slog.Logger) (*Node, error) {
 		iso: newIsolation(&cfg, log), defaultMemory: mem,
 	}
 	n.checkSandboxes()
+	n.metrics = newNodeMetrics(n)
 	return n, nil
 }
 
@@ -402,4 +404,23 @@ func (n *Node) Upload(ctx context.Context, name string, pkg []byte) (string, err
 		return version, err
 	}
 	return version, nil
+}
+
+// DetailedInfo is Info with every app's slaves listed: the answer to
+// MsgInfo, which the dashboard's node page asks for.
+func (n *Node) DetailedInfo() wire.NodeInfo {
+	in := n.Info()
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for name, a := range n.apps {
+		ai, ok := in.Apps[name]
+		if !ok || a.pool == nil {
+			continue
+		}
+		for _, s := range a.pool.Slaves() {
+			ai.SlaveList = append(ai.SlaveList, wire.SlaveInfo(s))
+		}
+		in.Apps[name] = ai
+	}
+	return in
 }

@@ -84,7 +84,7 @@ func (r *router) handle(msg [][]byte) {
 	}
 	switch h.Type {
 	case wire.MsgInfo:
-		b, _ := json.Marshal(r.n.Info())
+		b, _ := json.Marshal(r.n.DetailedInfo())
 		r.send(identity, &wire.Header{Type: wire.MsgNode, ID: h.ID}, b, true)
 	case wire.MsgCancel:
 		if req := r.lookup(identity, h.ID); req != nil {

@@ -61,6 +61,9 @@ type Config struct {
 	// Routes map hosts and path prefixes to app events; the first match
 	// wins, else the path is /APP/EVENT[/rest].
 	Routes []Route `toml:"route"`
+	// NoMetrics turns the front's per-request metrics off, to measure
+	// what they cost (docs/benchmarks.md). Default false.
+	NoMetrics bool `toml:"no-metrics"`
 }
 
 // Route sends requests for Host (any when empty) under Prefix to App/Event.

@@ -116,6 +116,8 @@ fastcgi = ""
 storage = "off"
 [security]
 insecure = true # cocaine dev's engine is insecure
+[admin]
+listen = "off"
 `, n.Announce, gw)), 0o644); err != nil {
 		t.Fatal(err)
 	}

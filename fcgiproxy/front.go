@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cocaine-cloud/cocaine/fcgiproxy/fastcgi"
 	"github.com/cocaine-cloud/cocaine/gateway"
 	"github.com/cocaine-cloud/cocaine/internal/httpmsg"
@@ -42,7 +44,8 @@ type Front struct {
 	cfg     Config
 	dealer  Sender
 	log     *slog.Logger
-	streams atomic.Int64 // requests whose body is streaming now
+	streams atomic.Int64  // requests whose body is streaming now
+	metrics *frontMetrics // nil: metrics off
 }
 
 // New makes a front over a dealer.
@@ -54,7 +57,23 @@ func New(cfg Config, dealer Sender, log *slog.Logger) (*Front, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Front{cfg: cfg, dealer: dealer, log: log.With("component", "front")}, nil
+	f := &Front{cfg: cfg, dealer: dealer, log: log.With("component", "front")}
+	var routes func() map[string]int
+	if rt, ok := dealer.(interface{ KnownRoutes() map[string]int }); ok {
+		routes = rt.KnownRoutes
+	}
+	if !cfg.NoMetrics {
+		f.metrics = newFrontMetrics(routes)
+	}
+	return f, nil
+}
+
+// Collectors returns the front's metrics for a registry.
+func (f *Front) Collectors() []prometheus.Collector {
+	if f.metrics == nil {
+		return nil
+	}
+	return f.metrics.collectors()
 }
 
 // target is where a request goes.
@@ -149,11 +168,14 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 		return
 	}
+	x := f.metrics.begin(&w, r, arrived) // metrics.go
+	defer x.end()
 	t, ok := f.route(r.Host, r.URL.Path)
 	if !ok {
 		writeError(w, wire.Errorf(wire.CodeNotFound, "no route for %s: use /APP/EVENT", r.URL.Path))
 		return
 	}
+	x.target(t.app, t.event)
 	p, err := f.policy(r, arrived)
 	if err != nil {
 		writeError(w, err)
@@ -178,7 +200,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := kind == gateway.PayloadRaw
-	body := http.MaxBytesReader(w, r.Body, f.cfg.MaxBody)
+	body := http.MaxBytesReader(rawWriter(w), r.Body, f.cfg.MaxBody)
 	bufp := pieces.Get().(*[]byte)
 	defer pieces.Put(bufp)
 	n, err := io.ReadFull(body, *bufp)

@@ -48,11 +48,12 @@ type Config struct {
 // Dealer routes requests to live nodes and never loses one: every request
 // ends in its answer or in one clear error.
 type Dealer struct {
-	cfg   Config
-	log   *slog.Logger
-	table *table
-	bal   map[string]Balancer
-	def   Balancer
+	cfg     Config
+	log     *slog.Logger
+	table   *table
+	metrics *dealerMetrics
+	bal     map[string]Balancer
+	def     Balancer
 
 	local   Local
 	localEP string
@@ -96,6 +97,7 @@ func New(cfg Config) (*Dealer, error) {
 		}
 	}
 	d.table = newTable(cfg.Security)
+	d.metrics = newDealerMetrics(d.table)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	sub, err := zmq.NewSocket(zmq.SUB)
@@ -306,6 +308,23 @@ func (d *Dealer) untrack(r *Response) {
 	d.mu.Unlock()
 }
 
+// KnownRoutes lists the APP/EVENT routes of every app on a live node,
+// whatever its state (a broken or stopping app's failures still belong
+// to it): the label values of the front's metrics.
+func (d *Dealer) KnownRoutes() map[string]int {
+	out := map[string]int{}
+	for _, n := range d.table.live() {
+		for app, a := range n.Apps {
+			for ev, drv := range a.Drivers {
+				if drv["type"] == "native-server" {
+					out[app+"/"+ev]++
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (d *Dealer) balancer(app string) Balancer {
 	if b, ok := d.bal[app]; ok {
 		return b
@@ -338,4 +357,14 @@ func (d *Dealer) Close() error {
 	}
 	d.table.close()
 	return nil
+}
+
+// NodeInfo asks a live node for its detailed info (its slaves listed),
+// by request endpoint or node id.
+func (d *Dealer) NodeInfo(ctx context.Context, node string) (wire.NodeInfo, error) {
+	c := d.table.conn(node)
+	if c == nil {
+		return wire.NodeInfo{}, fmt.Errorf("node %s: %w", node, ErrNoNode)
+	}
+	return c.Info(ctx)
 }

@@ -398,7 +398,7 @@ func TestDeliveryToStaleNode(t *testing.T) {
 	})
 
 	t.Run("a 404 from a node that advertised the app goes elsewhere", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", "http://"+s.HTTP+"/api/v1/apps/dapp/stop", nil)
+		req, _ := http.NewRequest("POST", "http://"+s.Admin+"/api/v1/apps/dapp/stop", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -436,6 +436,7 @@ func (r *Response) eventLocked(t *try, ev Event) (retry bool) {
 			// A Conn's own request has nowhere else: it ends below.
 			r.tried = append(r.tried, t.n)
 			r.last = err
+			r.countRetry("refused", err) // metrics.go
 			if r.d != nil {
 				return true
 			}
@@ -450,6 +451,7 @@ func (r *Response) eventLocked(t *try, ev Event) (retry bool) {
 		case !t.acked:
 			r.tried = append(r.tried, t.n)
 			r.last = wire.Errorf(wire.CodeUnavailable, "node %s was lost before accepting the request", t.endpoint())
+			r.countRetry("lost-before-ack", r.last)
 			if r.d != nil {
 				return true
 			}
@@ -480,6 +482,7 @@ func (r *Response) retryPaid(t *try, err *wire.Error) bool {
 		r.retries--
 		r.tried = append(r.tried, t.n)
 		r.last = err
+		r.countRetry("after-ack", err)
 		return true
 	}
 	return false
@@ -596,6 +599,7 @@ func (r *Response) launch(n *node, conn *Conn) {
 			if we.Code.Retryable() || we.Code == wire.CodeNotFound { // as in eventLocked
 				r.tried = append(r.tried, n)
 				r.last = we
+				r.countRetry("refused", we)
 				return // next() goes on with another node
 			}
 			r.finish(Event{Kind: EventError, Err: we})
@@ -616,6 +620,7 @@ func (r *Response) launch(n *node, conn *Conn) {
 		r.endTry(t)
 		r.tried = append(r.tried, n)
 		r.last = wire.Errorf(wire.CodeUnavailable, "connection to %s closed", conn.endpoint)
+		r.countRetry("unreachable", r.last)
 		if r.d == nil {
 			r.finishLast()
 		}
@@ -643,6 +648,7 @@ func (r *Response) ackTimedOut(t *try) {
 	r.abandon()
 	r.timedOut = append(r.timedOut, t.n)
 	r.last = wire.Errorf(wire.CodeUnavailable, "node %s did not accept within %v", t.endpoint(), r.d.cfg.AckTimeout)
+	r.countRetry("no-ack", r.last)
 	r.next()
 }
 

@@ -76,6 +76,8 @@ type table struct {
 	changed chan struct{} // closed and replaced on every change of routes
 	dial    func(endpoint string) (*Conn, error)
 	routes  atomic.Pointer[map[string]*route]
+
+	seen, lost atomic.Uint64 // nodes that came alive, and died (metrics.go)
 }
 
 func newTable(sec *zmqsec.Config) *table {
@@ -154,11 +156,13 @@ func (t *table) update(info wire.NodeInfo, now time.Time) error {
 		}
 		n = &node{endpoint: info.Endpoint, conn: c, dead: make(chan struct{})}
 		t.nodes[info.Endpoint] = n
+		t.seen.Add(1)
 	}
 	n.mu.Lock()
 	changed := fresh || n.isDead || routeSig(n.info) != routeSig(info)
 	if n.isDead { // back from the dead: a fresh life
 		n.isDead, n.dead = false, make(chan struct{})
+		t.seen.Add(1)
 	}
 	n.info, n.seen = info, now
 	n.interval = time.Duration(info.IntervalMS) * time.Millisecond
@@ -201,6 +205,7 @@ func (t *table) sweep(now time.Time, deadAfter int) (died []*node) {
 			n.isDead = true
 			close(n.dead)
 			died = append(died, n)
+			t.lost.Add(1)
 		}
 		n.mu.Unlock()
 	}
@@ -227,6 +232,7 @@ func (t *table) kill(endpoint string) bool {
 	}
 	n.isDead = true
 	close(n.dead)
+	t.lost.Add(1)
 	n.mu.Unlock()
 	t.notify()
 	t.mu.Unlock()
@@ -276,4 +282,19 @@ func (t *table) close() {
 	for _, n := range nodes {
 		n.conn.Close()
 	}
+}
+
+// conn returns the connection of a live node, by endpoint or id.
+func (t *table) conn(node string) *Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		ok := !n.isDead && (n.endpoint == node || n.info.ID == node)
+		n.mu.Unlock()
+		if ok {
+			return n.conn
+		}
+	}
+	return nil
 }

@@ -9,9 +9,9 @@ set -euo pipefail
 # modules: the perl sandbox and its PSGI apps.
 run_pkgs=(libzmq3-dev pkg-config python3-msgpack python3-flask gcc libc6-dev g++ make nodejs
   libdata-messagepack-perl libplack-perl)
-# iproute2: multicast loopback setup; util-linux: flock; nats-server:
-# storage/nats's 3-server cluster.
-test_pkgs=(nginx python3-zmq iproute2 util-linux nats-server)
+# iproute2: multicast loopback setup; util-linux: flock; nats-server: storage/nats's
+# 3-server cluster; chromium: web browser tests; prometheus: promtool
+test_pkgs=(nginx python3-zmq iproute2 util-linux nats-server chromium prometheus)
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3 starman libfcgi-dev)  # starman, libfcgi: bench/languages.sh
 # image: building and running the Dockerfile with podman (scripts/image-test.sh)
 image_pkgs=(podman runc debootstrap)

@@ -115,7 +115,11 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.changed(name)
-	writeJSON(w, http.StatusOK, map[string]any{"name": name, "version": v})
+	out := map[string]any{"name": name, "version": v}
+	if ai, err := s.store.Info(r.Context(), name); err == nil && ai.Version == v {
+		out["label"] = ai.Label
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func nonNil[T any](s []T) []T {

@@ -55,11 +55,17 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	if wantsEvents(r) {
+		// The dashboard's live tail: the same lines as server-sent events.
+		w.Header().Set("Content-Type", "text/event-stream")
+		enc = json.NewEncoder(sseLines{w})
+	} else {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	t := newTail(since)
-	enc := json.NewEncoder(w)
 	if err := t.write(enc, t.fresh(lines)); err != nil || !follow {
 		return
 	}

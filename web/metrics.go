@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -19,9 +20,15 @@ type metrics struct {
 	uploads  prometheus.Histogram
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the API's metrics in reg, or in a registry of its
+// own (with the Go and process collectors) when reg is nil.
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	own := reg == nil
+	if own {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cocaine_api_requests_total",
 			Help: "API requests by route pattern, method and HTTP status.",
@@ -32,9 +39,29 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(1<<10, 4, 10), // 1 KiB … 256 MiB
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.uploads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	cs := []prometheus.Collector{m.requests, m.uploads}
+	if own {
+		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("web: metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// NewRegistry returns a registry with the Go and process collectors, for
+// a process to register every component's metrics in.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// MetricsHandler serves a registry as /metrics does.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 func (m *metrics) handler() http.Handler {

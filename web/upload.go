@@ -16,6 +16,7 @@ import (
 type uploadResult struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
+	Label   string `json:"label,omitempty"` // "v3": the third upload
 	Created bool   `json:"created"`
 	Stopped bool   `json:"stopped"`
 }
@@ -56,7 +57,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if up.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, uploadResult{Name: name, Version: up.Version, Created: up.Created, Stopped: up.Stopped})
+	writeJSON(w, status, uploadResult{Name: name, Version: up.Version, Label: up.Label, Created: up.Created, Stopped: up.Stopped})
 }
 
 // readPackage reads the body as a tar.gz, or as multipart/form-data with

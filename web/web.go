@@ -1,6 +1,7 @@
-// Package web is the platform's REST API (under /api/v1) and its
-// Prometheus metrics (/metrics), served on the front's listeners beside
-// the apps: Mount puts it in front of the front's handler.
+// Package web is the platform's admin face: the REST API (under /api/v1),
+// the dashboard (/ and /ui/, live through server-sent events) and the
+// Prometheus metrics (/metrics). Commands serve it on an admin listener of
+// its own; Mount can put it in front of the front's handler instead.
 //
 // Writes (upload, remove, start, stop, rollback) need a bearer token from
 // Config.Tokens; reads are open unless Config.PrivateReads is set, like the
@@ -19,6 +20,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cocaine-cloud/cocaine/engine/appstore"
 	"github.com/cocaine-cloud/cocaine/internal/wire"
@@ -86,18 +88,31 @@ type Options struct {
 	Changed func(app string)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Registry holds every metric of the process, served at /metrics; the
+	// API adds its own. Nil: a registry of the API's own. The dashboard's
+	// rates and percentiles are read from it (stats.go).
+	Registry *prometheus.Registry
+	// NodeInfo asks a node for its slaves (the node page); may be nil.
+	NodeInfo NodeDetailer
+	// Front carries the request panel's calls, as the traffic listener
+	// would; nil turns the panel off.
+	Front http.Handler
 }
 
 // Server is the API's http.Handler.
 type Server struct {
-	cfg     Config
-	store   *appstore.Store
-	nodes   NodeLister
-	changed func(string)
-	log     *slog.Logger
-	metrics *metrics
-	router  chi.Router
-	tokens  [][32]byte
+	cfg      Config
+	store    *appstore.Store
+	nodes    NodeLister
+	changed  func(string)
+	log      *slog.Logger
+	metrics  *metrics
+	router   chi.Router
+	tokens   [][32]byte
+	sessions *sessions
+	stats    *sampler
+	nodeInfo NodeDetailer
+	front    http.Handler
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -118,25 +133,36 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Changed == nil {
 		o.Changed = func(string) {}
 	}
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, store: o.Store, nodes: o.Nodes, changed: o.Changed,
-		log: o.Logger.With("component", "api"), metrics: newMetrics(), done: make(chan struct{})}
+		log: o.Logger.With("component", "api"), metrics: m, done: make(chan struct{}),
+		sessions: newSessions(), nodeInfo: o.NodeInfo, front: o.Front}
 	for _, t := range cfg.Tokens {
 		s.tokens = append(s.tokens, digest(t))
 	}
 	s.router = s.routes()
+	if o.Registry != nil {
+		s.stats = newSampler(o.Registry)
+		go s.stats.run(s.done)
+	}
 	return s, nil
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// Handles reports whether path belongs to the API rather than to an app.
+// Handles reports whether path belongs to the API or the dashboard
+// rather than to an app.
 func Handles(path string) bool {
-	return path == "/metrics" || path == "/api" || strings.HasPrefix(path, "/api/")
+	return path == "/" || path == "/metrics" || path == "/api" || strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/ui/")
 }
 
 // Mount returns a handler that serves the API's paths (Handles) and hands
-// every other request to front. An app named "api" or "metrics" is thus
-// not reachable as /APP/EVENT; uploads refuse those names.
+// every other request to front: the admin face on the traffic listener,
+// an explicit choice of the config. An app named "api", "metrics" or "ui"
+// is thus not reachable as /APP/EVENT; uploads refuse those names.
 func (s *Server) Mount(front http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if Handles(r.URL.Path) {
@@ -147,8 +173,9 @@ func (s *Server) Mount(front http.Handler) http.Handler {
 	})
 }
 
-// Close ends the log streams being followed, so that a server shutdown
-// does not wait for clients that would follow forever.
+// Close ends the log streams being followed and the dashboard's event
+// streams, so that a server shutdown does not wait for clients that would
+// follow forever, and stops the dashboard's sampler.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 
 // reserved are names the front routes to the API, or will (ui).
@@ -166,12 +193,19 @@ func (s *Server) routes() chi.Router {
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path, nil)
 	})
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+	r.Get("/", s.serveUI)
+	r.Get("/ui/{file}", s.serveUI)
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Get("/openapi.json", serveOpenAPI)
+		r.Get("/session", s.getSession)
+		r.Post("/session", s.login)
+		r.Delete("/session", s.logout)
 		r.Group(func(r chi.Router) {
 			if s.cfg.PrivateReads {
 				r.Use(s.requireToken)
 			}
+			r.Get("/events", s.events)
+			r.Get("/nodes/{node}", s.nodeDetail)
 			r.Get("/apps", s.listApps)
 			r.Get("/apps/{name}", s.appInfo)
 			r.Get("/apps/{name}/logs", s.logs)
@@ -186,6 +220,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/apps/{name}/start", s.start)
 			r.Post("/apps/{name}/stop", s.stop)
 			r.Post("/apps/{name}/rollback", s.rollback)
+			r.Post("/apps/{name}/call/{event}", s.call)
 		})
 	})
 	return r

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cocaine-cloud/cocaine/engine"
 	"github.com/cocaine-cloud/cocaine/engine/appstore"
 	"github.com/cocaine-cloud/cocaine/gateway"
@@ -44,11 +46,11 @@ type apiConfig struct {
 // tokenEnv names the variable that adds a token (and that the CLI reads).
 const tokenEnv = "COCAINE_TOKEN"
 
-// mountAPI puts the API in front of the front's handler; the returned
-// func releases what it opened.
-func mountAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http.Handler, log *slog.Logger) (http.Handler, func(), error) {
+// newAPI makes the REST API and dashboard (nil when [api] storage is
+// "off"); the returned func releases what it opened.
+func newAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http.Handler, reg *prometheus.Registry, log *slog.Logger) (*web.Server, func(), error) {
 	if cfg.store == nil && cfg.Storage == "off" {
-		return front, func() {}, nil
+		return nil, func() {}, nil
 	}
 	st, release := cfg.store, func() {}
 	if st == nil {
@@ -56,11 +58,17 @@ func mountAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http
 		if uri == "" {
 			uri = "file://./var"
 		}
-		var err error
-		if st, err = storage.Open(ctx, uri); err != nil {
+		opened, err := storage.Open(ctx, uri)
+		if err != nil {
 			return nil, nil, fmt.Errorf("api: %w", err)
 		}
-		release = func() { st.Close() }
+		sm := storage.NewMetrics()
+		if err := register(reg, sm.Collectors()...); err != nil {
+			opened.Close()
+			return nil, nil, err
+		}
+		st = sm.Instrument(opened, scheme(uri))
+		release = func() { opened.Close() }
 	}
 	wc := cfg.Config
 	wc.Tokens = append([]string(nil), wc.Tokens...)
@@ -75,14 +83,24 @@ func mountAPI(ctx context.Context, cfg *apiConfig, d *gateway.Dealer, front http
 		validate = engine.ValidateForNodes(d.Nodes)
 	}
 	store := appstore.New(st, appstore.Options{Keep: cfg.KeepVersions, Validate: validate})
-	api, err := web.New(wc, web.Options{Store: store, Nodes: d, Changed: cfg.changed, Logger: log})
+	api, err := web.New(wc, web.Options{Store: store, Nodes: d, Changed: cfg.changed, Logger: log,
+		Registry: reg, NodeInfo: d.NodeInfo, Front: front})
 	if err != nil {
 		release()
 		return nil, nil, fmt.Errorf("api: %w", err)
 	}
-	// Followed logs would hold a graceful shutdown until its timeout.
+	// Followed logs and event streams would hold a graceful shutdown
+	// until its timeout.
 	go func() { <-ctx.Done(); api.Close() }()
-	return api.Mount(front), func() { api.Close(); release() }, nil
+	return api, func() { api.Close(); release() }, nil
+}
+
+// scheme names a storage backend by its URI, for the metrics' label.
+func scheme(uri string) string {
+	if s, _, ok := strings.Cut(uri, "://"); ok {
+		return s
+	}
+	return "unknown"
 }
 
 // devAPI wires the API of `cocaine dev` to its storage and engine, with

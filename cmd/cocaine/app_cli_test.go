@@ -76,12 +76,12 @@ func TestCLIExitCodesAndOutput(t *testing.T) {
 		{[]string{"app", "upload", good, "--token", "wrong"}, env, exitFailure, "", "not accepted", "wrong token"},
 		{[]string{"app", "upload", bad}, env, exitInvalid, "", "engine.pool-limit|type:", "invalid manifest"},
 		{[]string{"app", "upload", filepath.Join(t.TempDir(), "missing")}, env, exitUsage, "", "no such file", "missing folder"},
-		{[]string{"app", "upload", good}, env, exitOK, "uploaded app (new app", "", "upload"},
-		{[]string{"app", "upload", good}, env, exitOK, "uploaded app (new version of", "", "second upload"},
-		{[]string{"app", "list"}, env, exitOK, "NAME|app|running 1/1", "", "list"},
-		{[]string{"app", "info", "app"}, env, exitOK, "versions|manifest:|tcp://n1:5000", "", "info"},
+		{[]string{"app", "upload", good}, env, exitOK, "uploaded app (new app|version v1", "", "upload"},
+		{[]string{"app", "upload", good}, env, exitOK, "uploaded app (new version of|version v2", "", "second upload"},
+		{[]string{"app", "list"}, env, exitOK, "NAME|app|v2|running 1/1", "", "list"},
+		{[]string{"app", "info", "app"}, env, exitOK, "versions|manifest:|tcp://n1:5000|v2 (", "", "info"},
 		{[]string{"app", "info", "nope"}, env, exitNotFound, "", "not found", "unknown app"},
-		{[]string{"app", "rollback", "app"}, env, exitOK, "rolled app back", "", "rollback"},
+		{[]string{"app", "rollback", "app"}, env, exitOK, "rolled app back to version v1", "", "rollback"},
 		{[]string{"app", "rollback", "app"}, env, exitFailure, "", "no previous version", "nothing to roll back to"},
 		{[]string{"app", "stop", "app"}, env, exitOK, "stopped app", "", "stop"},
 		{[]string{"app", "list"}, env, exitOK, "stopping", "", "stopped, a node still reports it"},
@@ -191,6 +191,15 @@ insecure = true
 	a := cfg.API
 	if a.Storage != "file:///tmp/x" || len(a.Tokens) != 2 || a.MaxUpload != 1024 || a.KeepVersions != 3 || !a.PrivateReads {
 		t.Fatalf("api config: %+v", a)
+	}
+	if cfg.Admin.Listen != "127.0.0.1:8081" || cfg.Admin.OnFront {
+		t.Fatalf("admin defaults: %+v", cfg.Admin)
+	}
+	os.WriteFile(path, []byte("[admin]\nlisten = \"127.0.0.1:9999\"\non-front = true\n[security]\ninsecure = true\n"), 0o644)
+	if cfg, err = loadGatewayConfig(path); err != nil {
+		t.Fatal(err)
+	} else if cfg.Admin.Listen != "127.0.0.1:9999" || !cfg.Admin.OnFront {
+		t.Fatalf("admin section: %+v", cfg.Admin)
 	}
 	os.WriteFile(path, []byte("[api]\nnope = 1\n"), 0o644)
 	if _, err := loadGatewayConfig(path); err == nil || !strings.Contains(err.Error(), "nope") {

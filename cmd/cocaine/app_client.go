@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-const defaultAPI = "http://127.0.0.1:8080"
+const defaultAPI = "http://127.0.0.1:8081" // the admin listener of `cocaine dev` and the gateway
 
 // tokenFile is where `cocaine dev` (run from the same folder) keeps its
 // generated token.

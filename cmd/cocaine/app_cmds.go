@@ -42,6 +42,7 @@ func uploadFlags(fs *flag.FlagSet) func(*apiClient, []string) int {
 		var res struct {
 			Name    string `json:"name"`
 			Version string `json:"version"`
+			Label   string `json:"label"`
 			Created bool   `json:"created"`
 			Stopped bool   `json:"stopped"`
 		}
@@ -56,7 +57,7 @@ func uploadFlags(fs *flag.FlagSet) func(*apiClient, []string) int {
 		if res.Created {
 			what = "new app"
 		}
-		fmt.Printf("uploaded %s (%s, %s), version %s\n", res.Name, what, sizeOf(int64(len(pkg))), res.Version)
+		fmt.Printf("uploaded %s (%s, %s), version %s\n", res.Name, what, sizeOf(int64(len(pkg))), versionName(res.Label, res.Version))
 		if res.Stopped {
 			fmt.Printf("the app is stopped: `cocaine app start %s` runs it\n", res.Name)
 		}
@@ -178,7 +179,9 @@ func simpleFlags(method, suffix string) func(*flag.FlagSet) func(*apiClient, []s
 			case "stop":
 				fmt.Printf("stopped %s: engines undeploy it within seconds\n", args[0])
 			case "rollback":
-				fmt.Printf("rolled %s back to version %v\n", args[0], res["version"])
+				label, _ := res["label"].(string)
+				number, _ := res["version"].(string)
+				fmt.Printf("rolled %s back to version %s\n", args[0], versionName(label, number))
 			}
 			return exitOK
 		}

@@ -53,7 +53,7 @@ func printAppList(apps []listedApp) {
 			slaves += n.Slaves.Total
 			queue += n.QueueDepth
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", a.Name, a.Version, appState(a.Stopped, a.Nodes), slaves, queue, ago(a.Uploaded))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", a.Name, versionName(a.Label, a.Version), appState(a.Stopped, a.Nodes), slaves, queue, ago(a.Uploaded))
 	}
 	tw.Flush()
 }
@@ -61,7 +61,7 @@ func printAppList(apps []listedApp) {
 func printAppInfo(s appstore.Summary, versions []appstore.Version, nodes []nodeState, manifest json.RawMessage) {
 	tw := newTable()
 	fmt.Fprintf(tw, "name:\t%s\n", s.Name)
-	fmt.Fprintf(tw, "version:\t%s\n", s.Version)
+	fmt.Fprintf(tw, "version:\t%s\n", versionName(s.Label, s.Version)+numberOf(s.Label, s.Version))
 	fmt.Fprintf(tw, "state:\t%s\n", appState(s.Stopped, nodes))
 	fmt.Fprintf(tw, "uploaded:\t%s (%s)\n", s.Uploaded.Local().Format(time.RFC3339), ago(s.Uploaded))
 	fmt.Fprintf(tw, "package:\t%s\n", sizeOf(s.Size))
@@ -69,13 +69,15 @@ func printAppInfo(s appstore.Summary, versions []appstore.Version, nodes []nodeS
 
 	fmt.Println("\nversions (newest first; rollback steps down this list):")
 	tw = newTable()
-	fmt.Fprintln(tw, "  \tVERSION\tUPLOADED\tSIZE")
+	fmt.Fprintln(tw, "  \tVERSION\tUPLOADED\tSIZE\tNUMBER")
+	labels := map[string]string{}
 	for _, v := range versions {
 		mark := ""
 		if v.Current {
 			mark = "*"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", mark, v.Version, v.Uploaded.Local().Format(time.RFC3339), sizeOf(v.Size))
+		labels[v.Version] = v.Label
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", mark, versionName(v.Label, v.Version), v.Uploaded.Local().Format(time.RFC3339), sizeOf(v.Size), v.Version)
 	}
 	tw.Flush()
 
@@ -90,7 +92,7 @@ func printAppInfo(s appstore.Summary, versions []appstore.Version, nodes []nodeS
 			if n.Reason != "" {
 				state += " (" + n.Reason + ")"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\n", n.Endpoint, state, n.Version, n.QueueDepth, n.Slaves.Total, n.Slaves.Busy)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\n", n.Endpoint, state, versionName(labels[n.Version], n.Version), n.QueueDepth, n.Slaves.Total, n.Slaves.Busy)
 		}
 		tw.Flush()
 	}
@@ -154,4 +156,21 @@ func sizeOf(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// versionName is a version as people count them ("v3"), or its number
+// for one stored before uploads were counted.
+func versionName(label, number string) string {
+	if label != "" {
+		return label
+	}
+	return number
+}
+
+// numberOf adds the number beside a label, for `app info`.
+func numberOf(label, number string) string {
+	if label == "" {
+		return ""
+	}
+	return " (" + number + ")"
 }

@@ -62,7 +62,7 @@ func TestAppLifecycleThroughCLIAndFront(t *testing.T) {
 	}
 	const tok = "itest-token"
 	n := testcluster.StartNode(t, testcluster.Options{Front: true, Env: []string{"COCAINE_TOKEN=" + tok}})
-	api := "http://" + n.HTTP
+	api := "http://" + n.Admin
 	env := []string{"COCAINE_API=" + api, "COCAINE_TOKEN=" + tok}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	testcluster.Eventually(t, 60*time.Second, "the API to answer", func() bool {

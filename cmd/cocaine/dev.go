@@ -18,6 +18,7 @@ import (
 	"github.com/cocaine-cloud/cocaine/internal/zmqsec"
 	"github.com/cocaine-cloud/cocaine/storage"
 	"github.com/cocaine-cloud/cocaine/storage/files"
+	"github.com/cocaine-cloud/cocaine/web"
 )
 
 func runDev(args []string) int {
@@ -30,9 +31,11 @@ func runDev(args []string) int {
 	interval := fs.Duration("announce-interval", time.Second, "how often the engine announces itself")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP front address (empty: none)")
 	fcgiAddr := fs.String("fastcgi", "127.0.0.1:9000", "FastCGI front address, host:port or unix:/path (empty: none)")
+	adminAddr := fs.String("admin", "127.0.0.1:8081", "admin address: REST API, dashboard and /metrics (\"off\": none)")
 	mcast := fs.String("multicast", "", "send discovery beacons to this group:port (e.g. 239.0.100.53:5099); empty: none")
 	maxBody := fs.Int64("max-body", 64<<20, "largest request body the front accepts, in bytes (413 past it)")
 	noLocal := fs.Bool("no-local-route", false, "send the front's requests to the engine over ZeroMQ, as a separate gateway would")
+	frontMetrics := fs.Bool("front-metrics", true, "count every request through the front (false: to measure what it costs)")
 	verbose := fs.Bool("v", false, "debug logging")
 	profile := profileFlag(fs)
 	if fs.Parse(args) != nil {
@@ -54,17 +57,24 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
-	var st storage.Storage
+	var opened storage.Storage
+	backend := "file"
 	if *storeURI == "" {
-		st, err = files.Open(filepath.Join(abs, "storage"), files.Options{})
+		opened, err = files.Open(filepath.Join(abs, "storage"), files.Options{})
 	} else {
-		st, err = storage.Open(ctx, *storeURI)
+		opened, err = storage.Open(ctx, *storeURI)
+		backend = scheme(*storeURI)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
-	defer st.Close()
+	defer opened.Close()
+	// One registry for every part, served on the admin listener.
+	reg := web.NewRegistry()
+	sm := storage.NewMetrics()
+	reg.MustRegister(sm.Collectors()...)
+	st := sm.Instrument(opened, backend)
 	cfg := engine.Config{Listen: *listen, Announce: *announce, DataDir: abs, AnnounceInterval: engine.Duration{Duration: *interval},
 		Multicast: engine.MulticastConfig{Enabled: *mcast != "", Group: *mcast}}
 	// One machine, one process: no cluster key to hand around.
@@ -88,26 +98,28 @@ func runDev(args []string) int {
 		return exitFailure
 	}
 	// The front runs beside the engine, its dealer discovering this node.
-	gw := &gatewayConfig{Front: fcgiproxy.Config{HTTP: *httpAddr, FastCGI: *fcgiAddr, MaxBody: *maxBody},
-		Dealer: gateway.FileConfig{Discovery: []string{"static:" + *announce}}}
+	reg.MustRegister(node.Collector())
+	gw := &gatewayConfig{Front: fcgiproxy.Config{HTTP: *httpAddr, FastCGI: *fcgiAddr, MaxBody: *maxBody, NoMetrics: !*frontMetrics},
+		Dealer: gateway.FileConfig{Discovery: []string{"static:" + *announce}}, Admin: adminConfig{Listen: *adminAddr}}
 	gw.Dealer.Default()
 	gw.Front.Default()
 	gw.Security = zmqsec.Config{Insecure: true}
 	gw.Security.Default()
+	gw.Admin.Default()
 	if err := devAPI(ctx, &gw.API, st, node, abs); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine dev:", err)
 		return exitFailure
 	}
 	frontErr := make(chan error, 1)
 	go func() {
-		if *httpAddr == "" && *fcgiAddr == "" {
+		if *httpAddr == "" && *fcgiAddr == "" && *adminAddr == "off" {
 			return
 		}
 		var local gateway.Local
 		if !*noLocal {
 			local = localEngine{node}
 		}
-		if err := serveFront(ctx, gw, log, local); err != nil {
+		if err := serveFront(ctx, gw, reg, log, local); err != nil {
 			frontErr <- err
 			cancel()
 		}
@@ -122,6 +134,9 @@ func runDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "\ncocaine dev: engine on %s (announce %s), data in %s\n", *listen, *announce, abs)
 		if *httpAddr != "" {
 			fmt.Fprintf(os.Stderr, "cocaine dev: HTTP front on http://%s/APP/EVENT, FastCGI on %s\n", *httpAddr, *fcgiAddr)
+		}
+		if *adminAddr != "off" {
+			fmt.Fprintf(os.Stderr, "cocaine dev: dashboard on http://%s/ (API /api/v1, metrics /metrics)\n", *adminAddr)
 		}
 		fmt.Fprintf(os.Stderr, "cocaine dev: apps %v; try: %s call echo/echo hello\n\n", node.Apps(), os.Args[0])
 	}()

@@ -9,6 +9,7 @@ import (
 	_ "github.com/cocaine-cloud/cocaine/storage/files"
 	_ "github.com/cocaine-cloud/cocaine/storage/mongodb"
 	_ "github.com/cocaine-cloud/cocaine/storage/nats"
+	"github.com/cocaine-cloud/cocaine/web"
 )
 
 func runEngine(args []string) int {
@@ -39,19 +40,42 @@ func runEngine(args []string) int {
 	log := newLogger(*verbose)
 	ctx, cancel := signalContext()
 	defer cancel()
-	st, err := storage.Open(ctx, cfg.Storage)
+	opened, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
 		return exitFailure
 	}
-	defer st.Close()
+	defer opened.Close()
+	reg := web.NewRegistry()
+	sm := storage.NewMetrics()
+	st := sm.Instrument(opened, scheme(cfg.Storage))
 	node, err := engine.New(cfg, st, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
 		return exitFailure
 	}
+	reg.MustRegister(append(sm.Collectors(), node.Collector())...)
+	// The engine's own /metrics, beside its ZeroMQ endpoints.
+	ml, err := adminListen(cfg.Metrics)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+		return exitFailure
+	}
+	metricsDone := make(chan error, 1)
+	if ml != nil {
+		go func() { metricsDone <- serveAdmin(ctx, ml, metricsOnly(reg), nil, log) }()
+	} else {
+		metricsDone <- nil
+	}
 	if err := node.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "cocaine engine:", err)
+		cancel()
+		<-metricsDone
+		return exitFailure
+	}
+	cancel()
+	if err := <-metricsDone; err != nil {
+		fmt.Fprintln(os.Stderr, "cocaine engine: metrics:", err)
 		return exitFailure
 	}
 	return exitOK

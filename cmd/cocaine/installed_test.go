@@ -75,10 +75,11 @@ func TestInstalledBinaryRunsEveryExample(t *testing.T) {
 	}
 	env = append(env, "GOPROXY=off", "GOMODCACHE="+modcache)
 	front := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
 	announce := fmt.Sprintf("tcp://127.0.0.1:%d", testcluster.FreePort(t))
 	args := []string{"dev", "--apps", "examples", "--http", front, "--announce", announce,
 		"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", testcluster.FreePort(t)),
-		"--fastcgi", fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))}
+		"--fastcgi", fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t)), "--admin", admin}
 	for _, s := range append(append([]string{}, env...), args...) {
 		if strings.Contains(s, checkout) {
 			t.Fatalf("%q points into the checkout", s)
@@ -129,7 +130,7 @@ func TestInstalledBinaryRunsEveryExample(t *testing.T) {
 	// the folder `cocaine dev` keeps its token in.
 	logs := func(app string) string {
 		c := exec.Command(bin, "app", "logs", app)
-		c.Dir, c.Env = home, append(env, "COCAINE_API=http://"+front)
+		c.Dir, c.Env = home, append(env, "COCAINE_API=http://"+admin)
 		out, _ := c.CombinedOutput()
 		return string(out)
 	}

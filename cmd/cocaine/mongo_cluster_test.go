@@ -28,7 +28,7 @@ func TestTwoEnginesShareMongoDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	security := fmt.Sprintf("[security]\ncurve-secret = %q\n", secret)
-	var announces []string
+	var announces, engineMetrics []string
 	for i := range 2 {
 		data, err := os.MkdirTemp("", "eng") // short: app sockets live under it
 		if err != nil {
@@ -38,6 +38,8 @@ func TestTwoEnginesShareMongoDB(t *testing.T) {
 		listen := fmt.Sprintf("tcp://127.0.0.1:%d", testcluster.FreePort(t))
 		announce := fmt.Sprintf("tcp://127.0.0.1:%d", testcluster.FreePort(t))
 		announces = append(announces, announce)
+		metrics := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
+		engineMetrics = append(engineMetrics, metrics)
 		cfg := filepath.Join(dir, fmt.Sprintf("engine%d.toml", i))
 		os.WriteFile(cfg, []byte(fmt.Sprintf(`listen = %q
 announce = %q
@@ -45,10 +47,12 @@ announce-interval = "200ms"
 reconcile-interval = "300ms"
 storage = %q
 data-dir = %q
-%s`, listen, announce, uri, data, security)), 0o600)
+metrics = %q
+%s`, listen, announce, uri, data, metrics, security)), 0o600)
 		testcluster.Start(t, "engine", "-c", cfg)
 	}
 	front := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t))
 	gwcfg := filepath.Join(dir, "gateway.toml")
 	os.WriteFile(gwcfg, []byte(fmt.Sprintf(`[dealer]
 discovery = ["static:%s"]
@@ -58,9 +62,11 @@ fastcgi = ""
 [api]
 storage = %q
 tokens = ["shared-secret"]
-%s`, strings.Join(announces, ","), front, uri, security)), 0o600)
+[admin]
+listen = %q
+%s`, strings.Join(announces, ","), front, uri, admin, security)), 0o600)
 	testcluster.Start(t, "gateway", "-c", gwcfg)
-	api := "http://" + front
+	api := "http://" + admin
 	testcluster.Eventually(t, 30*time.Second, "the gateway's API", func() bool {
 		resp, err := http.Get(api + "/api/v1/apps")
 		if err == nil {
@@ -107,5 +113,17 @@ tokens = ["shared-secret"]
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "POST /x\nvia mongo" {
 		t.Fatalf("call through the front: %d %q", resp.StatusCode, body)
+	}
+	// Each engine serves its own metrics, from its config.
+	for _, addr := range engineMetrics {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `cocaine_engine_app_broken{app="shared"`) || !strings.Contains(string(b), `cocaine_storage_operation_seconds_count{backend="mongodb"`) {
+			t.Fatalf("engine metrics at %s lack the app or storage:\n%s", addr, b)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func TestUploadNamesMissingToolchain(t *testing.T) {
 	const tok = "toolchain-token"
 	path := pathWithout("go")
 	n := testcluster.StartNode(t, testcluster.Options{Front: true, Env: []string{"PATH=" + path, "COCAINE_TOKEN=" + tok}})
-	api := "http://" + n.HTTP
+	api := "http://" + n.Admin
 	hc := &http.Client{Timeout: 30 * time.Second}
 	testcluster.Eventually(t, 60*time.Second, "the API to answer", func() bool {
 		resp, err := hc.Get(api + "/api/v1/apps")

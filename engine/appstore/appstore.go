@@ -52,6 +52,9 @@ const (
 	MetaManifest = "manifest" // the manifest JSON, compacted
 	MetaUploaded = "uploaded" // RFC 3339 time of the upload
 	MetaStopped  = "stopped"  // "true" while the app must not run
+	// MetaSeq counts uploads of an app from 1: the version as people
+	// count them ("v3"), shown beside the number that orders history.
+	MetaSeq = "seq"
 )
 
 var (

@@ -17,6 +17,7 @@ import (
 type Summary struct {
 	Name     string    `json:"name"`
 	Version  string    `json:"version"`
+	Label    string    `json:"label,omitempty"` // "v3": the third upload
 	Stopped  bool      `json:"stopped"`
 	Uploaded time.Time `json:"uploaded"`
 	Size     int64     `json:"size"` // package bytes
@@ -25,6 +26,7 @@ type Summary struct {
 // Version is one kept version of an app.
 type Version struct {
 	Version  string    `json:"version"`
+	Label    string    `json:"label,omitempty"` // "v3": the third upload
 	Uploaded time.Time `json:"uploaded"`
 	Size     int64     `json:"size"`
 	Current  bool      `json:"current"`
@@ -80,7 +82,7 @@ func (s *Store) Info(ctx context.Context, name string) (*AppInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("app %s: version %s: %w", name, key, err)
 		}
-		v := Version{Version: strings.TrimPrefix(key, name+"@"), Uploaded: uploaded(info), Size: info.Size}
+		v := Version{Version: strings.TrimPrefix(key, name+"@"), Label: Label(info.Meta), Uploaded: uploaded(info), Size: info.Size}
 		v.Current = v.Version == ai.Version
 		seen = seen || v.Current
 		ai.Versions = append(ai.Versions, v)
@@ -88,7 +90,7 @@ func (s *Store) Info(ctx context.Context, name string) (*AppInfo, error) {
 	if !seen {
 		// Stored before history was kept, or its version object was lost:
 		// the current version still belongs in the list.
-		ai.Versions = append(ai.Versions, Version{Version: ai.Version, Uploaded: ai.Uploaded, Size: ai.Size, Current: true})
+		ai.Versions = append(ai.Versions, Version{Version: ai.Version, Label: ai.Label, Uploaded: ai.Uploaded, Size: ai.Size, Current: true})
 	}
 	slices.SortFunc(ai.Versions, func(a, b Version) int { return compareVersions(b.Version, a.Version) })
 	return ai, nil
@@ -111,7 +113,7 @@ func (s *Store) history(ctx context.Context, name string) ([]int64, error) {
 }
 
 func summary(name string, info storage.Info) Summary {
-	return Summary{Name: name, Version: info.Meta[MetaVersion], Stopped: info.Meta[MetaStopped] == "true", Uploaded: uploaded(info), Size: info.Size}
+	return Summary{Name: name, Version: info.Meta[MetaVersion], Label: Label(info.Meta), Stopped: info.Meta[MetaStopped] == "true", Uploaded: uploaded(info), Size: info.Size}
 }
 
 func uploaded(info storage.Info) time.Time {

@@ -17,6 +17,7 @@ import (
 type Upload struct {
 	Name     string
 	Version  string
+	Label    string // "v3": the third upload
 	Manifest *manifest.Manifest
 	Created  bool // the app had no current version before
 	Stopped  bool // stored, but kept from running until started
@@ -71,7 +72,8 @@ func (s *Store) Put(ctx context.Context, name string, pkg []byte) (*Upload, erro
 		compact.Reset()
 		compact.Write(raw)
 	}
-	meta := storage.Meta{MetaVersion: version, MetaManifest: compact.String(), MetaUploaded: time.Now().UTC().Format(time.RFC3339Nano)}
+	meta := storage.Meta{MetaVersion: version, MetaManifest: compact.String(), MetaUploaded: time.Now().UTC().Format(time.RFC3339Nano),
+		MetaSeq: strconv.Itoa(s.nextSeq(ctx, name, cur, hist))}
 	if err := s.st.Put(ctx, NSVersions, versionKey(name, version), meta, bytes.NewReader(pkg)); err != nil {
 		return nil, fmt.Errorf("app %s: store version: %w", name, err)
 	}
@@ -86,7 +88,7 @@ func (s *Store) Put(ctx context.Context, name string, pkg []byte) (*Upload, erro
 	// The upload has succeeded once the current object is written; a
 	// version that could not be trimmed goes at the next upload.
 	_ = s.trim(ctx, name, v)
-	return &Upload{Name: name, Version: version, Manifest: m, Created: created, Stopped: stopped}, nil
+	return &Upload{Name: name, Version: version, Label: Label(meta), Manifest: m, Created: created, Stopped: stopped}, nil
 }
 
 // trim removes all but the newest Keep versions, never the current one.
@@ -119,4 +121,27 @@ func copyMeta(m storage.Meta) storage.Meta {
 func parseVersion(s string) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil && n >= 0
+}
+
+// nextSeq is one past the largest upload count of the current object and
+// the kept versions (a rollback makes an older count current).
+func (s *Store) nextSeq(ctx context.Context, name string, cur storage.Info, hist []int64) int {
+	top, _ := strconv.Atoi(cur.Meta[MetaSeq])
+	for _, v := range hist {
+		if info, err := s.st.Stat(ctx, NSVersions, versionKey(name, strconv.FormatInt(v, 10))); err == nil {
+			if n, err := strconv.Atoi(info.Meta[MetaSeq]); err == nil && n > top {
+				top = n
+			}
+		}
+	}
+	return top + 1
+}
+
+// Label is a version as people count them: "v3", or "" for one stored
+// before uploads were counted.
+func Label(meta storage.Meta) string {
+	if n, err := strconv.Atoi(meta[MetaSeq]); err == nil && n > 0 {
+		return "v" + strconv.Itoa(n)
+	}
+	return ""
 }

@@ -67,6 +67,8 @@ type Job struct {
 	fedBytes    int
 	noReplay    bool // the body outgrew ReplayLimit: no re-run
 	room        chan struct{}
+	queuedAt    time.Time // for the queue-wait and run-time observers
+	startedAt   time.Time
 
 	// dmu orders deliveries to Sink: chunks come from a slave's reader,
 	// the end may come from a timer; nothing may follow the end.
@@ -183,4 +185,13 @@ func (j *Job) EndBody() {
 			return
 		}
 	}
+}
+
+// observe gives o the seconds since t, and returns now.
+func observe(o Observer, t time.Time) time.Time {
+	now := time.Now()
+	if o != nil && !t.IsZero() {
+		o.Observe(now.Sub(t).Seconds())
+	}
+	return now
 }

@@ -267,6 +267,8 @@ func (p *Pool) read(s *slave, conn *protocol.Conn) error {
 			var o outcome
 			live := j.state == jobRunning && j.session == f.Session
 			if live {
+				observe(p.cfg.RunTime, j.startedAt)
+				s.served++
 				if f.Type == protocol.Choke {
 					p.stats.Processed++
 					o = j.finish(0, "")
@@ -309,6 +311,7 @@ func (p *Pool) idle(s *slave) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if s.state == slaveAlive && len(s.jobs) == 0 {
+			p.stats.IdleExits++
 			p.terminate(s, "idle")
 		}
 	})

@@ -62,7 +62,14 @@ type Config struct {
 	// BackoffMin up to BackoffMax.
 	BackoffMin, BackoffMax time.Duration // defaults 100ms, 5s
 	TailLines              int           // output lines kept for a crash log; default 100
+
+	// QueueWait and RunTime observe each job's seconds in the queue and
+	// on a slave (engine/metrics.go); nil observes nothing.
+	QueueWait, RunTime Observer
 }
+
+// Observer takes one measurement (prometheus.Observer fits).
+type Observer interface{ Observe(float64) }
 
 // State is an app's state on this node.
 type State string
@@ -107,6 +114,20 @@ type Stats struct {
 	Retried   uint64 `json:"retried"`   // re-run after their slave died
 	Spawned   uint64 `json:"spawned"`
 	Crashed   uint64 `json:"crashed"`
+	IdleExits uint64 `json:"idle-exits"`      // slaves asked to leave after idle-timeout
+	Timeouts  uint64 `json:"timeouts"`        // jobs ended by their timeout (504)
+	Deadlines uint64 `json:"deadline-misses"` // jobs ended by their deadline (520)
+}
+
+// ended counts a job that ended early by its code.
+func (s *Stats) ended(code wire.Code) {
+	s.Failed++
+	switch code {
+	case wire.CodeTimeout:
+		s.Timeouts++
+	case wire.CodeDeadline:
+		s.Deadlines++
+	}
 }
 
 // New listens on cfg.Socket and returns a running pool. Slaves start on
@@ -188,6 +209,7 @@ func (p *Pool) Submit(j *Job) error {
 		}
 	}
 	j.owner.Store(p)
+	j.queuedAt = time.Now()
 	p.enqueue(j, j.Urgent)
 	if !j.Deadline.IsZero() {
 		j.deadlineT = time.AfterFunc(time.Until(j.Deadline), func() { p.expire(j) })
@@ -245,6 +267,7 @@ func (p *Pool) pick() *slave {
 func (p *Pool) dispatch(s *slave, j *Job) {
 	p.session++
 	j.session, j.slave, j.state = p.session, s, jobRunning
+	j.startedAt = observe(p.cfg.QueueWait, j.queuedAt)
 	s.jobs[j.session] = j
 	if s.idleT != nil {
 		s.idleT.Stop()
@@ -348,7 +371,7 @@ func (p *Pool) endEarly(j *Job, onlyOwned bool, code wire.Code, queuedMsg, runni
 	case jobQueued:
 		p.queue.Remove(j.elem)
 		j.elem = nil
-		p.stats.Failed++
+		p.stats.ended(code)
 		o := j.finish(code, queuedMsg)
 		p.mu.Unlock()
 		o.deliver()
@@ -372,7 +395,7 @@ func (p *Pool) abandon(j *Job, session uint64, code wire.Code, msg string) {
 		return
 	}
 	s := j.slave
-	p.stats.Failed++
+	p.stats.ended(code)
 	o := j.finish(code, msg)
 	s.out.push(protocol.Frame{Type: protocol.Error, Session: session, Code: int(code), Message: msg})
 	grace := p.cfg.Engine.TerminationTimeout
@@ -393,9 +416,10 @@ type Info struct {
 	Reason     string `json:"reason,omitempty"`
 	QueueDepth int    `json:"queue-depth"`
 	Slaves     struct {
-		Total    int `json:"total"`
-		Busy     int `json:"busy"`
-		Starting int `json:"starting"`
+		Total       int `json:"total"`
+		Busy        int `json:"busy"`
+		Starting    int `json:"starting"`
+		Terminating int `json:"terminating"` // idle = total - busy - starting - terminating
 	} `json:"slaves"`
 	Jobs Stats `json:"jobs"`
 }
@@ -407,15 +431,17 @@ func (p *Pool) Info() Info {
 	var in Info
 	in.State, in.Reason, in.QueueDepth, in.Jobs = p.state, p.reason, p.queue.Len(), p.stats
 	for _, s := range p.slaves {
-		if s.state == slaveDead {
+		switch {
+		case s.state == slaveDead:
 			continue
-		}
-		in.Slaves.Total++
-		if s.state == slaveStarting {
+		case s.state == slaveStarting:
 			in.Slaves.Starting++
-		} else if len(s.jobs) > 0 {
+		case s.state == slaveTerminating:
+			in.Slaves.Terminating++
+		case len(s.jobs) > 0:
 			in.Slaves.Busy++
 		}
+		in.Slaves.Total++
 	}
 	return in
 }

@@ -178,7 +178,7 @@ func TestGrowToLimitThenIdleExit(t *testing.T) {
 		t.Fatalf("pool grew to %d slaves, past its limit of 4", peak)
 	}
 	eventually(t, 5*time.Second, "idle slaves to leave", func() bool { return f.Info().Slaves.Total == 0 })
-	if in := f.Info(); in.Jobs.Crashed != 0 || in.Jobs.Processed != 40 {
+	if in := f.Info(); in.Jobs.Crashed != 0 || in.Jobs.Processed != 40 || in.Jobs.IdleExits != 4 {
 		t.Fatalf("after idle exit: %+v", in.Jobs)
 	}
 }
@@ -257,6 +257,9 @@ func TestHungSlaveTimesOutWith504(t *testing.T) {
 	if got, code, _ := f.call("echo", "after").wait(t, 5*time.Second); code != 0 || got != "after" {
 		t.Fatalf("call after a hung slave: %d %q", code, got)
 	}
+	if j := f.Info().Jobs; j.Timeouts != 1 || j.Deadlines != 0 {
+		t.Fatalf("counted %d timeouts, %d deadline misses; want 1, 0", j.Timeouts, j.Deadlines)
+	}
 	eventually(t, 5*time.Second, "the hung slave's crash log", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -291,6 +294,11 @@ func TestDeadline520(t *testing.T) {
 	}
 	if n := f.Info().Jobs.Crashed; n != 0 {
 		t.Fatalf("%d crashes; a cancelled handler should not cost the slave", n)
+	}
+	// Queued, running and already past when submitted (refused at once,
+	// not counted as a miss of an accepted job).
+	if j := f.Info().Jobs; j.Deadlines != 2 || j.Timeouts != 0 {
+		t.Fatalf("counted %d deadline misses, %d timeouts; want 2, 0", j.Deadlines, j.Timeouts)
 	}
 }
 

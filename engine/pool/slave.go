@@ -30,6 +30,7 @@ type slave struct {
 	state   slaveState
 	jobs    map[uint64]*Job
 	spawned time.Time
+	served  uint64        // jobs it answered
 	idleT   *time.Timer   // pending idle exit while the slave has no job
 	killT   *time.Timer   // SIGKILL after termination-timeout
 	watchT  *time.Timer   // startup, then heartbeat timeout

@@ -70,6 +70,7 @@ type Node struct {
 	Announce string // engine announce endpoint
 	HTTP     string // front address, "" when off
 	FastCGI  string // front FastCGI address, "" when off
+	Admin    string // admin listener (REST API, dashboard, /metrics)
 	DataDir  string
 	cmd      *exec.Cmd
 	log      *syncBuffer
@@ -107,6 +108,7 @@ func StartNode(t testing.TB, o Options) *Node {
 		DataDir:  data,
 		Listen:   fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
 		Announce: fmt.Sprintf("tcp://127.0.0.1:%d", FreePort(t)),
+		Admin:    fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		log:      &syncBuffer{},
 	}
 	if o.Front {
@@ -117,7 +119,7 @@ func StartNode(t testing.TB, o Options) *Node {
 		// Three silent intervals make a node dead: at 200 ms a loaded CI
 		// machine could delay announces that long and turn a live node's
 		// routes into 404s for a moment.
-		"--announce-interval", "500ms", "--http", n.HTTP, "--fastcgi", n.FastCGI}
+		"--announce-interval", "500ms", "--http", n.HTTP, "--fastcgi", n.FastCGI, "--admin", n.Admin}
 	if o.Verbose {
 		args = append(args, "-v")
 	}

@@ -27,10 +27,24 @@ type AppInfo struct {
 	Slaves     SlaveCounts               `json:"slaves"`
 	Jobs       map[string]uint64         `json:"jobs,omitempty"`
 	Drivers    map[string]map[string]any `json:"drivers"`
+	SlaveList  []SlaveInfo               `json:"slave-list,omitempty"` // MsgInfo answers only
 }
 
 // SlaveCounts counts an app's slaves.
 type SlaveCounts struct {
-	Total int `json:"total"`
-	Busy  int `json:"busy"`
+	Total    int `json:"total"`
+	Busy     int `json:"busy"`
+	Starting int `json:"starting,omitempty"`
+}
+
+// SlaveInfo is one slave of an app, in the answer to MsgInfo only (announces
+// stay small): the dashboard's node page.
+type SlaveInfo struct {
+	ID     string  `json:"id"`
+	PID    int     `json:"pid"`
+	State  string  `json:"state"`  // starting, idle, busy, terminating
+	Uptime float64 `json:"uptime"` // seconds
+	Jobs   int     `json:"jobs"`   // running now
+	Served uint64  `json:"served"` // answered since it started
+	RSS    int64   `json:"rss"`    // resident memory, bytes; 0 when unknown
 }
