@@ -120,6 +120,8 @@ fastcgi = %q
 storage = "off"
 [security]
 insecure = true # cocaine dev's engine is insecure
+[admin]
+listen = "off" # never the default port: another cocaine may hold it
 `, n.Announce, httpAddr, fcgiAddr, front)), 0o600); err != nil {
 		t.Fatal(err)
 	}

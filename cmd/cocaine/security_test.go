@@ -35,6 +35,7 @@ announce = %q
 announce-interval = "200ms"
 data-dir = %q
 storage = "file://%s/storage"
+metrics = "off" # never the default port: another cocaine may hold it
 %s
 `, listen, announce, data, data, security)), 0o600); err != nil {
 		t.Fatal(err)
