@@ -54,15 +54,34 @@ func Binary(t testing.TB) string {
 }
 
 // FreePort returns a loopback TCP port nobody listens on.
+// A port is handed out once per test binary: the kernel may give a port
+// it just freed to the next caller, and a node's listen and announce
+// endpoints then collided.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		portsMu.Lock()
+		taken := givenPorts[port]
+		givenPorts[port] = true
+		portsMu.Unlock()
+		if !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port that was not handed out already")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	givenPorts = map[int]bool{}
+)
 
 // Node is a `cocaine dev` process.
 type Node struct {

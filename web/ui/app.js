@@ -229,6 +229,7 @@ function appPage(main, name) {
   const btnRollback = h("button", { id: "btn-rollback", onclick: () => act("rollback") }, "Roll back");
   const btnUpload = h("button", { id: "btn-upload-version", onclick: () => openUpload(name) }, "Upload version");
   const actErr = h("p", { class: "error", id: "act-error" });
+  const versionEl = h("span", { class: "muted", id: "app-version" });
   const versions = h("tbody", { id: "versions" });
   const drivers = h("tbody", { id: "drivers" });
   const figures = h("div", { class: "stats", id: "app-figures" });
@@ -243,7 +244,7 @@ function appPage(main, name) {
   const form = h("form", { id: "call-form", onsubmit: (e) => { e.preventDefault(); call(); } },
     h("div", { class: "row" }, evSelect, method, path), reqBody, h("div", { class: "row" }, send), result);
   main.append(
-    h("div", { class: "head" }, h("div", { class: "grow" }, title, h("div", { class: "row" }, stateEl, h("span", { class: "muted", id: "app-version" })), reasonEl),
+    h("div", { class: "head" }, h("div", { class: "grow" }, title, h("div", { class: "row" }, stateEl, versionEl), reasonEl),
       h("div", { class: "row" }, btnUpload, btnRollback, btnStop, btnStart)),
     actErr, figures,
     h("div", { class: "grid" },
@@ -270,7 +271,9 @@ function appPage(main, name) {
   }
   function renderDetail() {
     if (!detail) return;
-    $("app-version").textContent = " " + label(detail) + " · uploaded " + ago(detail.uploaded);
+    // The page's own element, not a lookup: a fetch that ends after the
+    // page was left must not touch (or fail on) the next page.
+    versionEl.textContent = " " + label(detail) + " · uploaded " + ago(detail.uploaded);
     versions.replaceChildren(...detail.versions.map((v) => h("tr", { "data-version": v.version },
       h("td", {}, h("b", {}, label(v)), " ", h("span", { class: "muted mono hide-sm" }, v.version)),
       h("td", { title: new Date(v.uploaded).toLocaleString() }, new Date(v.uploaded).toLocaleString(), " ", h("span", { class: "muted" }, "(" + ago(v.uploaded) + ")")),
