@@ -215,9 +215,18 @@ func (n *dashNode) api(t *testing.T, method, path string, body io.Reader) (int, 
 }
 
 // running reports whether the API shows every app running on a node.
+// It is polled from the node's start, so a listener not up yet is "not
+// yet", not a failure.
 func (n *dashNode) running(t *testing.T, apps ...string) bool {
-	code, b := n.api(t, http.MethodGet, "/api/v1/apps", nil)
-	if code != http.StatusOK {
+	req, _ := http.NewRequest(http.MethodGet, n.admin+"/api/v1/apps", nil)
+	req.Header.Set("Authorization", "Bearer "+browserToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
 		return false
 	}
 	var list struct {

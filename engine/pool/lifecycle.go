@@ -103,6 +103,7 @@ func (p *Pool) start(s *slave) {
 	// to the end first, or a job whose answer is there would run again.
 	// A grandchild holding the socket open gets a second.
 	p.mu.Lock()
+	s.reaped = true // its pid may belong to another process from now on
 	reading := s.reading
 	p.mu.Unlock()
 	if reading != nil {
@@ -367,7 +368,7 @@ func (p *Pool) terminate(s *slave, reason string) {
 
 // kill ends a slave at once. Called with p.mu held.
 func (p *Pool) kill(s *slave, reason string) {
-	if !s.exited && s.started {
+	if !s.exited && s.started && !s.reaped {
 		// The slave runs in its own process group: take its children too.
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		_ = s.cmd.Process.Kill()

@@ -38,6 +38,7 @@ type slave struct {
 	exited  bool          // process reaped
 	started bool          // its process exists (start runs off the pool's lock)
 	reading chan struct{} // closed when its connection's reader has read to the end
+	reaped  bool          // waited for: never signal its pid again
 	// requested: the engine asked it to go (terminate or kill), so its
 	// exit is no crash unless fault says what went wrong.
 	requested bool
